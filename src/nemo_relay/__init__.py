@@ -1,0 +1,123 @@
+"""NeMo Relay in pure Python: one execution model for agent scopes, tool calls and LLM calls.
+
+Scopes nest on a per-context stack (isolated across asyncio tasks and threads, propagatable across
+processes); every scope, mark and managed call emits lifecycle events that a background dispatcher
+delivers to subscribers. The public API matches the reference ``nemo-relay`` 0.8.4 package.
+
+Quick start::
+
+    import nemo_relay
+    from nemo_relay import ScopeType, scope, subscribers
+
+    subscribers.register("print", lambda event: print(event.to_json()))
+    with scope.scope("agent", ScopeType.Agent):
+        scope.event("thinking", data={"step": 1})
+    subscribers.flush()
+"""
+
+from __future__ import annotations
+
+import atexit as _atexit
+from typing import Literal, TypeAlias
+
+from nemo_relay import errors, scope, scope_local, subscribers
+from nemo_relay._core import oplog as _oplog
+from nemo_relay._core.context import (
+    ScopeStack,
+    _propagation_parent_var,
+    _propagation_root_var,
+    _scope_stack_var,
+    get_scope_stack,
+    propagate_scope_to_thread,
+    scope_stack_active,
+    set_thread_scope_stack,
+    use_scope_stack,
+)
+from nemo_relay._core.context import new_stack as _new_stack
+from nemo_relay._core.events import Event, MarkEvent, ScopeEvent
+from nemo_relay._core.handles import ScopeHandle
+from nemo_relay._core.metrics import MetricMeasurement
+from nemo_relay._core.propagation import (
+    PropagationContext,
+    capture_propagation_context,
+    capture_propagation_context_with_root,
+    capture_traceparent,
+    create_scope_stack_from_propagation,
+    fork_asyncio_context,
+)
+from nemo_relay._core.types import (
+    DataSchema,
+    Json,
+    JsonObject,
+    JsonPrimitive,
+    JsonValue,
+    LLMAttributes,
+    LogSeverity,
+    MetricKind,
+    MetricTemporality,
+    MetricValueType,
+    ScopeAttributes,
+    ScopeType,
+    ToolAttributes,
+)
+
+UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
+"""How a component treats a setting or payload it does not support."""
+
+
+def create_scope_stack() -> ScopeStack:
+    """Create a new isolated scope stack with its own root; it is not installed anywhere.
+
+    Install it with ``use_scope_stack``, ``set_thread_scope_stack`` or ``_scope_stack_var.set``.
+    """
+    return _new_stack()
+
+
+_oplog.init_from_env()
+_atexit.register(_oplog.shutdown)
+
+__all__ = [
+    # submodules
+    "errors",
+    "scope",
+    "scope_local",
+    "subscribers",
+    # scope-stack isolation and propagation
+    "PropagationContext",
+    "ScopeStack",
+    "capture_propagation_context",
+    "capture_propagation_context_with_root",
+    "capture_traceparent",
+    "create_scope_stack",
+    "create_scope_stack_from_propagation",
+    "fork_asyncio_context",
+    "get_scope_stack",
+    "propagate_scope_to_thread",
+    "scope_stack_active",
+    "set_thread_scope_stack",
+    "use_scope_stack",
+    # types
+    "DataSchema",
+    "Event",
+    "LLMAttributes",
+    "LogSeverity",
+    "MarkEvent",
+    "MetricKind",
+    "MetricMeasurement",
+    "MetricTemporality",
+    "MetricValueType",
+    "ScopeAttributes",
+    "ScopeEvent",
+    "ScopeHandle",
+    "ScopeType",
+    "ToolAttributes",
+    # JSON aliases
+    "Json",
+    "JsonObject",
+    "JsonPrimitive",
+    "JsonValue",
+    "UnsupportedBehavior",
+]
+
+# Private names that reference-compatible code and tests touch directly.
+_reference_private = (_scope_stack_var, _propagation_parent_var, _propagation_root_var)

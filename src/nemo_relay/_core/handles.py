@@ -1,0 +1,117 @@
+"""Handles: the identity of an open scope, tool call or LLM call.
+
+A ``ScopeHandle`` is also the frame of its scope stack: ``_below`` links to the scope under it, so a
+stack is a persistent linked list and a snapshot is one reference to its top handle. Frames never
+change shape after the push; only a stack's top pointer moves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nemo_relay._core.ids import id_str
+from nemo_relay._core.types import JsonValue, ScopeAttributes, ScopeType
+
+if TYPE_CHECKING:
+    from nemo_relay._core.registry import LocalRegistrations, View
+
+
+class ScopeHandle:
+    """Read-only identity of a scope on a scope stack (compare handles by ``uuid``)."""
+
+    __slots__ = (
+        "_id",
+        "_name",
+        "_type",
+        "_attrs",
+        "_parent",
+        "_data",
+        "_metadata",
+        "_start",
+        "_below",
+        # Set lazily; read with try/except so construction stays cheap.
+        "_locals",
+        "_view",
+        "_view_version",
+        "_fresh",
+        "_prop_root",
+        "_prop_parent",
+    )
+
+    if TYPE_CHECKING:
+        _locals: LocalRegistrations
+        _view: View | None
+        _view_version: int
+        _fresh: bool
+        _prop_root: int | None
+        _prop_parent: int | None
+
+    def __init__(
+        self,
+        id_: int,
+        name: str,
+        scope_type: ScopeType,
+        attrs: int,
+        parent: int | None,
+        data: JsonValue,
+        metadata: JsonValue,
+        start_ns: int,
+        below: ScopeHandle | None,
+    ) -> None:
+        self._id = id_
+        self._name = name
+        self._type = scope_type
+        self._attrs = attrs
+        self._parent = parent
+        self._data = data
+        self._metadata = metadata
+        self._start = start_ns
+        self._below = below
+
+    @property
+    def uuid(self) -> str:
+        """UUIDv7 of the scope, shared by its start and end events."""
+        return id_str(self._id)
+
+    @property
+    def name(self) -> str:
+        """Name given at push."""
+        return self._name
+
+    @property
+    def scope_type(self) -> ScopeType:
+        """The scope's ``ScopeType``."""
+        return self._type
+
+    @property
+    def attributes(self) -> ScopeAttributes:
+        """The scope's attribute flags."""
+        return ScopeAttributes(self._attrs)
+
+    @property
+    def parent_uuid(self) -> str | None:
+        """UUID of the parent scope; ``None`` only for a stack's root."""
+        return None if self._parent is None else id_str(self._parent)
+
+    @property
+    def data(self) -> JsonValue:
+        """The ``data`` given at push (kept on the handle, never emitted)."""
+        return self._data
+
+    @property
+    def metadata(self) -> JsonValue:
+        """The ``metadata`` given at push."""
+        return self._metadata
+
+    def __repr__(self) -> str:
+        return f"ScopeHandle(name={self._name!r}, uuid={self.uuid!r})"
+
+    def _copy(self) -> ScopeHandle:
+        """A detached copy (no frame links) for callers that ask for "the current handle"."""
+        return ScopeHandle(
+            self._id, self._name, self._type, self._attrs, self._parent, self._data, self._metadata, self._start, None
+        )
+
+    def _lookup(self, name: str) -> Any:
+        # Uniform access to the lazily-set slots.
+        return getattr(self, name, None)

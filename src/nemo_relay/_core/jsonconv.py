@@ -1,0 +1,104 @@
+"""Eager JSON conversion of payloads: one type-dispatch walk that validates and copies.
+
+The copy matters: events are delivered later on the dispatcher thread and must show the value as it
+was at emission, whatever the caller mutates afterwards. Error texts follow the reference.
+"""
+
+from __future__ import annotations
+
+import sys
+from _collections_abc import Mapping, Sequence
+from typing import Any
+
+from nemo_relay._core.errors import JsonConversionError
+from nemo_relay._core.types import JsonValue
+
+_MIN_INT = -(2**63)
+_MAX_INT = 2**64 - 1
+MAX_DEPTH = 256
+
+
+def to_json(value: object) -> JsonValue:
+    """Return a JSON-compatible copy of ``value`` or raise ``JsonConversionError`` (a ``ValueError``).
+
+    Tuples, sets, sequences become lists; mappings and dataclass instances become dicts;
+    non-finite floats become ``None``; cycles and unsupported types are refused.
+    """
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value  # type: ignore[return-value]
+    if t is int:
+        if _MIN_INT <= value <= _MAX_INT:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        raise JsonConversionError("JSON number out of range")
+    if t is float:
+        return value if value - value == 0.0 else None  # type: ignore[operator,return-value]
+    return _convert(value, set(), 0)
+
+
+def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value  # type: ignore[no-any-return]
+    if t is int:
+        if _MIN_INT <= value <= _MAX_INT:
+            return value  # type: ignore[no-any-return]
+        raise JsonConversionError("JSON number out of range")
+    if t is float:
+        return value if value - value == 0.0 else None
+    if t is dict or t is list or t is tuple:
+        pass
+    elif isinstance(value, str):
+        return str(value)
+    elif isinstance(value, bool):
+        return bool(value)
+    elif isinstance(value, int):
+        return _convert(int(value), active, depth)
+    elif isinstance(value, float):
+        return _convert(float(value), active, depth)
+    elif isinstance(value, bytes):
+        raise JsonConversionError("invalid type: byte array, expected any valid JSON value")
+    elif isinstance(value, bytearray):
+        raise JsonConversionError("unexpected type: 'bytearray' object is not an instance of 'bytes'")
+    elif not isinstance(value, (Mapping, Sequence, set, frozenset)) and not _is_dataclass(value):
+        raise JsonConversionError(f"unsupported type {t.__name__}")
+
+    if depth >= MAX_DEPTH:
+        raise JsonConversionError(f"payload nests deeper than {MAX_DEPTH} levels; flatten it or pass a string")
+    key = id(value)
+    if key in active:
+        raise JsonConversionError("circular reference detected")
+    active.add(key)
+    depth += 1
+    try:
+        if t is dict or isinstance(value, Mapping):
+            out: dict[str, JsonValue] = {}
+            for k, item in value.items():
+                if type(k) is not str:
+                    k = _key(k)
+                out[k] = _convert(item, active, depth)
+            return out
+        if t is list or t is tuple or isinstance(value, (Sequence, set, frozenset)):
+            return [_convert(item, active, depth) for item in value]
+        fields = sys.modules["dataclasses"].fields(value)
+        return {f.name: _convert(getattr(value, f.name), active, depth) for f in fields}
+    finally:
+        active.discard(key)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None:
+        raise JsonConversionError("unexpected type: 'None' is not an instance of 'str'")
+    raise JsonConversionError(f"unexpected type: '{type(key).__name__}' object is not an instance of 'str'")
+
+
+def _is_dataclass(value: object) -> bool:
+    # A dataclass instance implies the dataclasses module is loaded; we never import it ourselves.
+    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
+
+
+def to_json_object_or_none(value: object) -> JsonValue:
+    """``to_json`` with the ``None`` fast path inlined for optional payload arguments."""
+    return None if value is None else to_json(value)

@@ -1,0 +1,251 @@
+"""② Registrations: global tables, scope-local tables, and the resolved view a call or event sees.
+
+Order is decided when something registers, not per call: each table keeps its entries sorted by
+(priority, name) — lower priority runs first — and the merged view for a frame is cached on the frame
+until any registration anywhere changes (one global version counter). The common case, nothing
+registered, resolves to a shared empty view with one attribute read and one comparison.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from nemo_relay._core.errors import AlreadyExistsError
+from nemo_relay._core.handles import ScopeHandle
+
+# Families, in the reference's RuntimeRegistrationKind declaration order.
+SUBSCRIBER = 0
+EVENT_METADATA_INJECTOR = 1
+MARK_SANITIZE = 2
+SCOPE_SANITIZE_START = 3
+SCOPE_SANITIZE_END = 4
+TOOL_SANITIZE_REQUEST = 5
+TOOL_SANITIZE_RESPONSE = 6
+TOOL_CONDITIONAL_EXECUTION = 7
+TOOL_REQUEST_INTERCEPT = 8
+TOOL_EXECUTION_INTERCEPT = 9
+LLM_SANITIZE_REQUEST = 10
+LLM_SANITIZE_RESPONSE = 11
+LLM_CONDITIONAL_EXECUTION = 12
+LLM_REQUEST_INTERCEPT = 13
+LLM_EXECUTION_INTERCEPT = 14
+LLM_STREAM_EXECUTION_INTERCEPT = 15
+FAMILY_COUNT = 16
+
+FAMILY_KINDS: tuple[str, ...] = (
+    "subscriber",
+    "event_metadata_injector",
+    "mark_sanitize_guardrail",
+    "scope_sanitize_start_guardrail",
+    "scope_sanitize_end_guardrail",
+    "tool_sanitize_request_guardrail",
+    "tool_sanitize_response_guardrail",
+    "tool_conditional_execution_guardrail",
+    "tool_request_intercept",
+    "tool_execution_intercept",
+    "llm_sanitize_request_guardrail",
+    "llm_sanitize_response_guardrail",
+    "llm_conditional_execution_guardrail",
+    "llm_request_intercept",
+    "llm_execution_intercept",
+    "llm_stream_execution_intercept",
+)
+
+
+class Entry:
+    """One registration: ``callback`` runs in ``(priority, name)`` order; ``break_chain`` stops after it."""
+
+    __slots__ = ("name", "priority", "callback", "break_chain")
+
+    def __init__(self, name: str, priority: int, callback: Callable[..., Any], break_chain: bool = False) -> None:
+        self.name = name
+        self.priority = priority
+        self.callback = callback
+        self.break_chain = break_chain
+
+    def __repr__(self) -> str:
+        return f"Entry({self.name!r}, priority={self.priority})"
+
+
+class Table:
+    """Entries of one family in one place (global, or one scope), kept in run order."""
+
+    __slots__ = ("by_name", "ordered")
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Entry] = {}
+        self.ordered: tuple[Entry, ...] = ()
+
+    def add(self, family: int, entry: Entry) -> None:
+        if entry.name in self.by_name:
+            suffix = " subscriber already exists" if family == SUBSCRIBER else " already exists"
+            raise AlreadyExistsError(f"{entry.name}{suffix}")
+        self.by_name[entry.name] = entry
+        self._reorder(family)
+
+    def remove(self, family: int, name: str) -> bool:
+        if self.by_name.pop(name, None) is None:
+            return False
+        self._reorder(family)
+        return True
+
+    def _reorder(self, family: int) -> None:
+        entries = self.by_name.values()
+        if family == SUBSCRIBER:
+            self.ordered = tuple(entries)  # registration order; the reference leaves it unspecified
+        else:
+            self.ordered = tuple(sorted(entries, key=lambda e: (e.priority, e.name)))
+
+
+class LocalRegistrations:
+    """The tables owned by one scope; dropped with the scope when it is popped."""
+
+    __slots__ = ("tables",)
+
+    def __init__(self) -> None:
+        self.tables: list[Table | None] = [None] * FAMILY_COUNT
+
+
+# A view is one tuple of entries per family, indexed by the family constants above.
+View = tuple[tuple[Entry, ...], ...]
+EMPTY_VIEW: View = ((),) * FAMILY_COUNT
+
+_lock = threading.RLock()
+_global: list[Table] = [Table() for _ in range(FAMILY_COUNT)]
+_version = 0
+_global_view: View = EMPTY_VIEW
+_global_view_version = 0
+
+
+def version() -> int:
+    """Current registration version (bumped by every change)."""
+    return _version
+
+
+def _bump() -> None:
+    global _version
+    _version += 1
+
+
+def register_global(family: int, entry: Entry) -> None:
+    """Add a global registration; duplicate names raise ``AlreadyExistsError``."""
+    with _lock:
+        _global[family].add(family, entry)
+        _bump()
+
+
+def deregister_global(family: int, name: str) -> bool:
+    """Remove a global registration; ``False`` when there was none by that name."""
+    with _lock:
+        removed = _global[family].remove(family, name)
+        if removed:
+            _bump()
+        return removed
+
+
+def global_entries(family: int) -> tuple[Entry, ...]:
+    """Global entries of one family, in run order."""
+    return _global[family].ordered
+
+
+def register_local(frame: ScopeHandle, family: int, entry: Entry) -> None:
+    """Add a registration owned by the scope ``frame`` (a frame on a live stack)."""
+    with _lock:
+        try:
+            local = frame._locals
+        except AttributeError:
+            local = frame._locals = LocalRegistrations()
+        table = local.tables[family]
+        if table is None:
+            table = local.tables[family] = Table()
+        table.add(family, entry)
+        _bump()
+
+
+def deregister_local(frame: ScopeHandle, family: int, name: str) -> bool:
+    """Remove a registration owned by ``frame``."""
+    with _lock:
+        try:
+            table = frame._locals.tables[family]
+        except AttributeError:
+            return False
+        if table is None or not table.remove(family, name):
+            return False
+        _bump()
+        return True
+
+
+def view_of(frame: ScopeHandle) -> View:
+    """Everything visible from ``frame``: global entries, then each scope's own from root to ``frame``."""
+    try:
+        if frame._view_version == _version:
+            return frame._view  # type: ignore[return-value]
+    except AttributeError:
+        pass
+    return _resolve(frame)
+
+
+def inherit(frame: ScopeHandle, below: ScopeHandle) -> View:
+    """View of a just-pushed ``frame`` (no registrations of its own yet): its parent frame's view."""
+    current = _version  # read first: if it moves meanwhile, the cache is simply stale and recomputed
+    view = view_of(below)
+    frame._view = view
+    frame._view_version = current
+    return view
+
+
+def _global_view_now() -> View:
+    global _global_view, _global_view_version
+    if _global_view_version != _version:
+        _global_view = tuple(table.ordered for table in _global)
+        _global_view_version = _version
+    return _global_view
+
+
+def _resolve(frame: ScopeHandle) -> View:
+    with _lock:
+        current = _version
+        # Walk down to the nearest frame whose cache is still valid, then build upward from it.
+        pending: list[ScopeHandle] = []
+        node: ScopeHandle | None = frame
+        base: View | None = None
+        while node is not None:
+            if getattr(node, "_view_version", -1) == current:
+                base = node._view
+                break
+            pending.append(node)
+            node = node._below
+        if base is None:
+            base = _global_view_now()
+        for node in reversed(pending):
+            local = getattr(node, "_locals", None)
+            if local is not None:
+                base = _extend(base, local)
+            node._view = base
+            node._view_version = current
+        return base
+
+
+def _extend(base: View, local: LocalRegistrations) -> View:
+    chains = list(base)
+    for family, table in enumerate(local.tables):
+        if table is None or not table.ordered:
+            continue
+        merged = chains[family] + table.ordered
+        if family == EVENT_METADATA_INJECTOR:
+            merged = tuple(sorted(merged, key=lambda e: (e.priority, e.name)))
+        elif family != SUBSCRIBER:
+            merged = tuple(sorted(merged, key=lambda e: e.priority))  # stable: globals, outer, inner
+        chains[family] = merged
+    return tuple(chains)
+
+
+def clear_global() -> None:
+    """Remove every global registration (test and plugin-reset helper)."""
+    with _lock:
+        for table in _global:
+            table.by_name.clear()
+            table.ordered = ()
+        _bump()
