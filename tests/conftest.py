@@ -11,8 +11,8 @@ import nemo_relay
 from nemo_relay import subscribers
 from nemo_relay._core import registry
 from nemo_relay._core.context import _override_var, _scope_stack_var
-from nemo_relay._native import capture_thread_scope_stack, restore_thread_scope_stack
 from nemo_relay._core.events import MarkEvent, ScopeEvent
+from nemo_relay._native import capture_thread_scope_stack, restore_thread_scope_stack
 
 Event = ScopeEvent | MarkEvent
 

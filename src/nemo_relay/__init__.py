@@ -18,7 +18,6 @@ Quick start::
 from __future__ import annotations
 
 import atexit as _atexit
-from typing import Literal, TypeAlias
 
 from nemo_relay import errors, scope, scope_local, subscribers
 from nemo_relay._core import oplog as _oplog
@@ -46,7 +45,6 @@ from nemo_relay._core.propagation import (
     fork_asyncio_context,
 )
 from nemo_relay._core.types import (
-    DataSchema,
     Json,
     JsonObject,
     JsonPrimitive,
@@ -61,8 +59,27 @@ from nemo_relay._core.types import (
     ToolAttributes,
 )
 
-UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
-"""How a component treats a setting or payload it does not support."""
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; these names are built on first use
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+    from nemo_relay._core.types import DataSchema
+
+    UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "DataSchema":
+        from nemo_relay._core import types
+
+        return types.DataSchema
+    if name == "UnsupportedBehavior":
+        from typing import Literal
+
+        alias = Literal["ignore", "warn", "error"]
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_scope_stack() -> ScopeStack:

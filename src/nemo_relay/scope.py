@@ -7,16 +7,21 @@ event. Marks are point-in-time events under the current scope.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import ContextDecorator
-from datetime import datetime
-from typing import Any
 
 from nemo_relay._core import aio as _aio
 from nemo_relay._core import lifecycle as _lifecycle
 from nemo_relay._core.handles import ScopeHandle
 from nemo_relay._core.metrics import MetricMeasurement
-from nemo_relay._core.types import DataSchema, Json, LogSeverity, ScopeAttributes, ScopeType
+from nemo_relay._core.types import Json, LogSeverity, ScopeAttributes, ScopeType
+
+TYPE_CHECKING = False  # `typing` and `datetime` cost milliseconds at import; annotations do not need them
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+    from typing import Any
+
+    from nemo_relay._core.types import DataSchema
 
 __all__ = ["ScopeBlock", "event", "get_handle", "metric", "pop", "push", "scope"]
 

@@ -19,13 +19,16 @@ import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 from nemo_relay._core import registry
 from nemo_relay._core.context import _override_var
 from nemo_relay._core.events import MarkEvent, ScopeEvent
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 DEFAULT_CAPACITY = 100_000
 DEFAULT_EXIT_TIMEOUT = 10.0
@@ -33,21 +36,32 @@ _THREAD_NAME = "nemo-relay-subscriber-dispatcher"
 _LINGER_SECONDS = 0.002
 
 
-class DispatcherStats(NamedTuple):
-    """Counters of the event dispatcher since process start (or fork)."""
+if TYPE_CHECKING:
 
-    queued: int
-    """Events waiting in the queue now."""
-    capacity: int
-    """Most events the queue holds; beyond it new events are dropped."""
-    published: int
-    """Events accepted into the queue."""
-    delivered: int
-    """Events whose subscribers have all been called."""
-    dropped: int
-    """Events refused because the queue was full."""
-    subscriber_errors: int
-    """Subscriber calls that raised (reported on stderr, then skipped)."""
+    class _StatsFields(NamedTuple):
+        queued: int
+        capacity: int
+        published: int
+        delivered: int
+        dropped: int
+        subscriber_errors: int
+
+else:
+    _StatsFields = namedtuple(
+        "_StatsFields", ["queued", "capacity", "published", "delivered", "dropped", "subscriber_errors"]
+    )
+
+
+class DispatcherStats(_StatsFields):
+    """Counters of the event dispatcher since process start (or fork).
+
+    Fields: ``queued`` events waiting now; ``capacity`` the queue bound (beyond it new events are
+    dropped); ``published`` events accepted; ``delivered`` events whose subscribers have all been
+    called; ``dropped`` events refused because the queue was full; ``subscriber_errors`` subscriber
+    calls that raised (reported on stderr, then skipped).
+    """
+
+    __slots__ = ()
 
 
 class _Barrier:
@@ -62,6 +76,7 @@ _capacity = DEFAULT_CAPACITY
 _exit_timeout = DEFAULT_EXIT_TIMEOUT
 _wake = threading.Event()
 _idle = True
+_busy = False
 _thread: threading.Thread | None = None
 _thread_ident: int | None = None
 _start_lock = threading.Lock()
@@ -93,9 +108,9 @@ def _start() -> None:
     global _thread
     with _start_lock:
         if _thread is None:
-            thread = threading.Thread(target=_run, name=_THREAD_NAME, daemon=True)
-            thread.start()
-            _thread = thread
+            # Published before start(): flushes must never see "no worker" while it delivers.
+            _thread = threading.Thread(target=_run, name=_THREAD_NAME, daemon=True)
+            _thread.start()
 
 
 def _drop() -> None:
@@ -112,13 +127,15 @@ def _drop() -> None:
 
 
 def _run() -> None:
-    global _idle, _thread_ident, _delivered
+    global _idle, _thread_ident, _delivered, _busy
     _thread_ident = threading.get_ident()
     while True:
         queue = _queue  # re-read: a fork replaces it
+        _busy = True  # set before taking an item, so "empty and not busy" really means drained
         try:
             item = queue.popleft()
         except IndexError:
+            _busy = False
             # Linger before declaring ourselves idle: emitters do not pay for a wake-up while we
             # linger, and whatever they queue meanwhile is drained as one batch.
             _wake.wait(_LINGER_SECONDS)
@@ -177,8 +194,8 @@ def on_dispatcher_thread() -> bool:
 
 def wait_drained(timeout: float | None) -> bool:
     """Block until everything queued before the call is delivered; ``False`` if ``timeout`` ran out."""
-    if _thread is None and not _queue:
-        return True
+    if not _queue and not _busy:
+        return True  # nothing queued and nothing being delivered
     barrier = _Barrier()
     _queue.append(barrier)
     _wakeup()  # unconditionally: a lingering worker must not wait out its linger
@@ -205,10 +222,10 @@ def _peek(counter: itertools.count[int]) -> int:
 def configure(capacity: int | None = None, exit_timeout: float | None = None) -> None:
     """Set the queue bound and/or the exit drain deadline (validated)."""
     global _capacity, _exit_timeout
-    if capacity is not None:
-        _capacity = validate_capacity(capacity, "queue_capacity")
-    if exit_timeout is not None:
-        _exit_timeout = validate_timeout(exit_timeout, "exit_flush_timeout")
+    # Validate everything before changing anything.
+    new_capacity = _capacity if capacity is None else validate_capacity(capacity, "queue_capacity")
+    new_timeout = _exit_timeout if exit_timeout is None else validate_timeout(exit_timeout, "exit_flush_timeout")
+    _capacity, _exit_timeout = new_capacity, new_timeout
 
 
 def validate_capacity(value: object, where: str) -> int:
@@ -263,11 +280,12 @@ atexit.register(_drain_at_exit)
 
 def _after_fork_in_child() -> None:
     # The worker thread does not exist in the child; start over with an empty queue.
-    global _queue, _wake, _idle, _thread, _thread_ident, _start_lock, _delivered
+    global _queue, _wake, _idle, _busy, _thread, _thread_ident, _start_lock, _delivered
     global _published, _dropped, _subscriber_errors
     _queue = deque()
     _wake = threading.Event()
     _idle = True
+    _busy = False
     _thread = None
     _thread_ident = None
     _start_lock = threading.Lock()

@@ -16,7 +16,9 @@ RelayError
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class RelayError(Exception):

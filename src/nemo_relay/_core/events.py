@@ -8,12 +8,15 @@ Events are built on the caller's thread with integer ids and nanosecond timestam
 from __future__ import annotations
 
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from nemo_relay._core.ids import id_str, rfc3339
+from nemo_relay._core.jsonconv import copy_json
 from nemo_relay._core.types import JsonValue, LogSeverity
 
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from nemo_relay._core.handles import ScopeHandle
     from nemo_relay._core.registry import View
 
@@ -98,34 +101,40 @@ class _Event:
         """Human-readable label."""
         return self._name
 
+    # Payload getters return copies: every subscriber shares one event, and none may change
+    # what the others see.
+
     @property
     def data(self) -> JsonValue:
-        """Application payload (scope input/output, tool args/result, mark data)."""
-        return self._data
+        """Application payload (scope input/output, tool args/result, mark data); a copy."""
+        return copy_json(self._data)
 
     @property
     def metadata(self) -> JsonValue:
-        """Tracing and correlation envelope."""
-        return self._metadata
+        """Tracing and correlation envelope; a copy."""
+        return copy_json(self._metadata)
 
     @property
     def category_profile(self) -> dict[str, JsonValue] | None:
-        """Category-specific fields (``model_name``, ``tool_call_id``, ``subtype`` ...)."""
-        return self._profile
+        """Category-specific fields (``model_name``, ``tool_call_id``, ``subtype`` ...); a copy."""
+        return copy_json(self._profile)  # type: ignore[return-value]
 
     @property
     def data_schema(self) -> dict[str, str] | None:
-        """``{"name", "version"}`` of the schema ``data`` follows, if declared."""
-        return self._schema
+        """``{"name", "version"}`` of the schema ``data`` follows, if declared; a copy."""
+        return None if self._schema is None else dict(self._schema)
 
     def to_json(self) -> str:
         """Compact ATOF 0.1 JSON with keys sorted at every level."""
         import json  # deferred: keeps `import nemo_relay` cheap
 
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(self._record(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ATOF 0.1 record as a plain dict."""
+        """The ATOF 0.1 record as a plain dict (a deep copy)."""
+        return copy_json(self._record())  # type: ignore[return-value]
+
+    def _record(self) -> dict[str, Any]:
         raise NotImplementedError
 
 
@@ -183,8 +192,17 @@ class ScopeEvent(_Event):
         """Sorted, deduplicated attribute flags (``parallel``, ``remote``, ``streaming`` ...)."""
         return list(self._attrs)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ATOF 0.1 scope record as a plain dict."""
+    @property
+    def annotated_request(self) -> Any:
+        """The codec view of an LLM start event's request (``category_profile.annotated_request``), else None."""
+        return None if self._profile is None else copy_json(self._profile.get("annotated_request"))
+
+    @property
+    def annotated_response(self) -> Any:
+        """The codec view of an LLM end event's response (``category_profile.annotated_response``), else None."""
+        return None if self._profile is None else copy_json(self._profile.get("annotated_response"))
+
+    def _record(self) -> dict[str, Any]:
         return {
             "atof_version": ATOF_VERSION,
             "attributes": list(self._attrs),
@@ -252,8 +270,7 @@ class MarkEvent(_Event):
                 return _SEVERITIES.get(label.lower())
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ATOF 0.1 mark record as a plain dict."""
+    def _record(self) -> dict[str, Any]:
         return {
             "atof_version": ATOF_VERSION,
             "category": self._category,

@@ -7,11 +7,11 @@ change shape after the push; only a stack's top pointer moves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from nemo_relay._core.ids import id_str
+from nemo_relay._core.jsonconv import copy_json
 from nemo_relay._core.types import JsonValue, ScopeAttributes, ScopeType
 
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
     from nemo_relay._core.registry import LocalRegistrations, View
 
@@ -95,13 +95,13 @@ class ScopeHandle:
 
     @property
     def data(self) -> JsonValue:
-        """The ``data`` given at push (kept on the handle, never emitted)."""
-        return self._data
+        """The ``data`` given at push (kept on the handle, never emitted); a copy."""
+        return copy_json(self._data)
 
     @property
     def metadata(self) -> JsonValue:
-        """The ``metadata`` given at push."""
-        return self._metadata
+        """The ``metadata`` given at push; a copy."""
+        return copy_json(self._metadata)
 
     def __repr__(self) -> str:
         return f"ScopeHandle(name={self._name!r}, uuid={self.uuid!r})"
@@ -111,7 +111,3 @@ class ScopeHandle:
         return ScopeHandle(
             self._id, self._name, self._type, self._attrs, self._parent, self._data, self._metadata, self._start, None
         )
-
-    def _lookup(self, name: str) -> Any:
-        # Uniform access to the lazily-set slots.
-        return getattr(self, name, None)

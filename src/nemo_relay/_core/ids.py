@@ -5,10 +5,9 @@ Ids and timestamps stay integers on the hot path; strings are made only when som
 
 from __future__ import annotations
 
-import datetime as _dt
 import itertools
 import os
-import random
+import sys
 import time
 
 _VERSION_AND_VARIANT = (7 << 76) | (2 << 62)
@@ -21,7 +20,7 @@ time_ns = time.time_ns
 def _fresh_sequence() -> itertools.count[int]:
     # A random 74-bit start per process keeps ids unique across processes; counting keeps them
     # unique and ordered within one (RFC 9562 §6.2, method 1 with a wide counter).
-    return itertools.count(random.Random(os.urandom(16)).getrandbits(73))
+    return itertools.count(int.from_bytes(os.urandom(10), "big") >> 7)
 
 
 _sequence = _fresh_sequence()
@@ -78,12 +77,14 @@ def parse_id(text: str) -> int:
 
 
 def _describe_bad_uuid(text: str) -> str:
+    # The reference counts positions inside braces / after the urn prefix, but measures the last
+    # group's length against the whole input; both quirks are kept so messages match exactly.
     if text.startswith("{") and text.endswith("}") and len(text) >= 2:
-        body, offset, simple = text[1:-1], 1, False
+        body, simple = text[1:-1], False
     elif text.startswith("urn:uuid:"):
-        body, offset, simple = text[9:], 9, False
+        body, simple = text[9:], False
     else:
-        body, offset, simple = text, 0, True
+        body, simple = text, True
     hyphens: list[int] = []
     byte_index = 0
     for char in body:
@@ -92,7 +93,7 @@ def _describe_bad_uuid(text: str) -> str:
         elif char not in _HEX:
             return (
                 "invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], "
-                f"found `{char}` at {byte_index + offset + 1}"
+                f"found `{char}` at {byte_index + 1}"
             )
         byte_index += len(char.encode("utf-8"))
     if not hyphens and simple:
@@ -103,28 +104,28 @@ def _describe_bad_uuid(text: str) -> str:
         if hyphens[group] != _GROUP_STARTS[group + 1] - 1:
             found = hyphens[group] - _GROUP_STARTS[group]
             return f"invalid group length in group {group}: expected {_GROUP_LENGTHS[group]}, found {found}"
-    return f"invalid group length in group 4: expected 12, found {len(body) - _GROUP_STARTS[4]}"
+    return f"invalid group length in group 4: expected 12, found {len(text) - _GROUP_STARTS[4]}"
 
 
 # --- time -----------------------------------------------------------------------------------------
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
-_ONE_MICROSECOND = _dt.timedelta(microseconds=1)
 ONE_MICROSECOND_NS = 1_000
 
 
 def timestamp_ns(value: object) -> int:
     """Nanoseconds since the epoch for a caller-supplied timestamp; validates type and timezone."""
-    if not isinstance(value, _dt.datetime):
+    # A datetime instance implies the datetime module is loaded; we never import it ourselves.
+    datetime = sys.modules.get("datetime")
+    if datetime is None or not isinstance(value, datetime.datetime):
         raise TypeError("timestamp must be a datetime.datetime object")
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("timestamp datetime must be timezone-aware")
-    return ((value - _EPOCH) // _ONE_MICROSECOND) * 1_000
-
-
-def optional_timestamp_ns(value: object) -> int | None:
-    """``timestamp_ns`` that passes ``None`` through (meaning: now, decided by the caller)."""
-    return None if value is None else timestamp_ns(value)
+    # Exact integer arithmetic (no float seconds): days, seconds and microseconds of the UTC instant.
+    naive = value.replace(tzinfo=None) - offset
+    delta = naive - datetime.datetime(1970, 1, 1)
+    micros: int = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return micros * 1_000
 
 
 def rfc3339(ns: int) -> str:
@@ -139,8 +140,3 @@ def rfc3339(ns: int) -> str:
     if fraction % 1_000 == 0:
         return f"{text}.{fraction // 1_000:06d}+00:00"
     return f"{text}.{fraction:09d}+00:00"
-
-
-def to_datetime(ns: int) -> _dt.datetime:
-    """UTC datetime (microsecond precision) for a nanosecond timestamp."""
-    return _EPOCH + _dt.timedelta(microseconds=ns // 1_000)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from _collections_abc import Mapping, Sequence
-from typing import Any
 
 from nemo_relay._core.errors import JsonConversionError
 from nemo_relay._core.types import JsonValue
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
 
 _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
@@ -49,7 +52,7 @@ def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
     if t is dict or t is list or t is tuple:
         pass
     elif isinstance(value, str):
-        return str(value)
+        return str.__str__(value)  # the string value, not an Enum's "Cls.MEMBER" text
     elif isinstance(value, bool):
         return bool(value)
     elif isinstance(value, int):
@@ -88,7 +91,7 @@ def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
 
 def _key(key: object) -> str:
     if isinstance(key, str):
-        return str(key)
+        return str.__str__(key)
     if key is None:
         raise JsonConversionError("unexpected type: 'None' is not an instance of 'str'")
     raise JsonConversionError(f"unexpected type: '{type(key).__name__}' object is not an instance of 'str'")
@@ -102,3 +105,13 @@ def _is_dataclass(value: object) -> bool:
 def to_json_object_or_none(value: object) -> JsonValue:
     """``to_json`` with the ``None`` fast path inlined for optional payload arguments."""
     return None if value is None else to_json(value)
+
+
+def copy_json(value: JsonValue) -> JsonValue:
+    """Deep copy of an already-converted JSON value (containers only; leaves are immutable)."""
+    t = type(value)
+    if t is dict:
+        return {k: copy_json(v) for k, v in value.items()}  # type: ignore[union-attr]
+    if t is list:
+        return [copy_json(v) for v in value]  # type: ignore[union-attr]
+    return value

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import copy_context
-from typing import Any
 
 from nemo_relay._core import dispatch, registry
 from nemo_relay._core.context import ScopeStack, current, find_frame, owning_agent, pop_frame
@@ -19,6 +18,10 @@ from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_
 from nemo_relay._core.jsonconv import to_json
 from nemo_relay._core.metrics import METRIC_SCHEMA, measurement_data
 from nemo_relay._core.types import JsonValue, LogSeverity, ScopeAttributes, ScopeType, type_name
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
 
 _CATEGORY = tuple(t.category for t in ScopeType)
 _SCOPE_ATTRS = ScopeAttributes._NAMES
@@ -94,7 +97,7 @@ def pop(handle: ScopeHandle, output: Any = None, metadata: Any = None, timestamp
     frame = pop_frame(current(), handle._id)
     if end is None:
         end = time_ns()
-        if end <= frame._start:
+        if end < frame._start + ONE_MICROSECOND_NS:
             end = frame._start + ONE_MICROSECOND_NS
     view = _view_of(frame)
     if view[_SUBSCRIBER]:
@@ -130,9 +133,9 @@ def mark(
     schema = None if data_schema is None else _schema(data_schema)
     if metadata is not None:
         metadata = to_json(metadata)
+    ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
     if severity is not None:
         metadata = _with_severity(metadata, severity)
-    ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
     emit_mark(current(), name, handle, data, schema, metadata, ts)
 
 
@@ -169,10 +172,10 @@ def metric(
         name = _text(name, "name")
     if handle is not None and type(handle) is not ScopeHandle:
         _expect(handle, ScopeHandle, "handle")
-    data = measurement_data(measurements)
     if metadata is not None:
         metadata = to_json(metadata)
     ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
+    data = measurement_data(measurements)
     emit_mark(current(), name, handle, data, dict(METRIC_SCHEMA), metadata, ts)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from nemo_relay._core.errors import InvalidValueError
-from nemo_relay._core.jsonconv import to_json
+from nemo_relay._core.jsonconv import copy_json, to_json
 from nemo_relay._core.types import JsonValue, MetricKind, MetricValueType, type_name
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
 
 METRIC_SCHEMA = {"name": "nemo.relay.metric_measurements", "version": "1"}
 
@@ -80,8 +83,8 @@ class MetricMeasurement:
 
     @property
     def value(self) -> JsonValue:
-        """The measured value."""
-        return self._value
+        """The measured value (a copy)."""
+        return copy_json(self._value)
 
     @property
     def unit(self) -> str | None:
@@ -95,8 +98,8 @@ class MetricMeasurement:
 
     @property
     def attributes(self) -> JsonValue:
-        """Attribute set: primitive values or homogeneous primitive arrays."""
-        return self._attributes
+        """Attribute set: primitive values or homogeneous primitive arrays (a copy)."""
+        return copy_json(self._attributes)
 
     @property
     def boundaries(self) -> list[float] | None:
@@ -104,7 +107,8 @@ class MetricMeasurement:
         return None if self._boundaries is None else list(self._boundaries)
 
     def __repr__(self) -> str:
-        return f'<MetricMeasurement name="{self._name}" kind={self._kind.label} value_type={self._value_type.label}>'
+        name = self._name.replace("\\", "\\\\").replace('"', '\\"')  # escaped like the reference's Debug form
+        return f'<MetricMeasurement name="{name}" kind={self._kind.label} value_type={self._value_type.label}>'
 
     def to_dict(self) -> dict[str, JsonValue]:
         """The measurement as it appears in a metric mark's ``data``."""
@@ -112,10 +116,10 @@ class MetricMeasurement:
             "name": self._name,
             "kind": self._kind.label,
             "value_type": self._value_type.label,
-            "value": self._value,
+            "value": copy_json(self._value),
             "unit": self._unit,
             "description": self._description,
-            "attributes": self._attributes,
+            "attributes": copy_json(self._attributes),
             "boundaries": self.boundaries,  # type: ignore[dict-item]
         }
 
@@ -126,7 +130,7 @@ def _expect(value: object, cls: type, argument: str) -> None:
 
 
 def _real(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)):
         raise TypeError(f"argument 'boundaries': must be real numbers, not {type_name(value)}")
     return float(value)
 
@@ -134,6 +138,7 @@ def _real(value: object) -> float:
 def measurement_data(measurements: object) -> dict[str, JsonValue]:
     """Validate a group of measurements and build the metric mark's ``data``; raise before emitting anything."""
     group = list(measurements)  # type: ignore[call-overload]
+    # Like the reference: every measurement is checked on its own first, then descriptor conflicts.
     for index, item in enumerate(group):
         if not isinstance(item, MetricMeasurement):
             raise TypeError(
@@ -142,18 +147,22 @@ def measurement_data(measurements: object) -> dict[str, JsonValue]:
             )
     if not group:
         raise InvalidValueError("measurements must contain at least one entry")
-    descriptors: dict[str, tuple[int, MetricMeasurement]] = {}
     for index, item in enumerate(group):
         problem = _problem(item)
         if problem is not None:
             raise InvalidValueError(f"measurements[{index}] {problem}")
+    latest: dict[str, tuple[int, MetricMeasurement]] = {}
+    for index, item in enumerate(group):
         key = item._name.lower()
-        seen = descriptors.get(key)
-        if seen is None:
-            descriptors[key] = (index, item)
-        elif (seen[1]._kind, seen[1]._unit, seen[1]._value_type) != (item._kind, item._unit, item._value_type):
+        seen = latest.get(key)
+        if seen is not None and _descriptor(seen[1]) != _descriptor(item):
             raise InvalidValueError(f"measurements[{index}] conflicts with the descriptor for measurements[{seen[0]}]")
+        latest[key] = (index, item)
     return {"measurements": [item.to_dict() for item in group]}
+
+
+def _descriptor(m: MetricMeasurement) -> tuple[MetricKind, str | None, MetricValueType]:
+    return (m._kind, m._unit, m._value_type)
 
 
 def _problem(m: MetricMeasurement) -> str | None:
@@ -165,14 +174,14 @@ def _problem(m: MetricMeasurement) -> str | None:
             "'_', '.', '-', or '/'"
         )
     if m._boundaries is not None:
-        if m._kind is not MetricKind.Histogram:
-            return "boundaries are only valid for histogram measurements"
         if len(m._boundaries) > 64:
             return "boundaries must contain at most 64 entries"
         if not all(math.isfinite(b) for b in m._boundaries):
             return "must be finite"
         if any(b >= c for b, c in zip(m._boundaries, m._boundaries[1:], strict=False)):
             return "boundaries must be strictly increasing without duplicates"
+        if m._kind is not MetricKind.Histogram:
+            return "boundaries are only valid for histogram measurements"
     if m._unit is not None and (not m._unit.isascii() or len(m._unit) > 63):
         return "unit must be ASCII and at most 63 bytes"
     problem = _value_problem(m._value_type, m._value)
@@ -203,10 +212,10 @@ def _value_problem(value_type: MetricValueType, value: JsonValue) -> str | None:
 def _attributes_problem(attributes: JsonValue) -> str | None:
     if type(attributes) is not dict:
         return "attributes must be a JSON object"
-    for key, value in attributes.items():
+    for key in sorted(attributes):  # the reference checks entries in key order
         if not key.strip():
             return "attributes contains a blank attribute key"
-        problem = _attribute_value_problem(value)
+        problem = _attribute_value_problem(attributes[key])
         if problem is not None:
             return problem
     return None
@@ -217,20 +226,26 @@ def _attribute_value_problem(value: JsonValue) -> str | None:
         return "attribute values must not be null"
     if type(value) is dict:
         return "attribute values must be primitive values or homogeneous primitive arrays"
+    if type(value) is int and value > _I64_MAX:
+        return "attribute values must not exceed the maximum signed 64-bit integer"
     if type(value) is not list:
         return None
     if not value:
         return "attribute arrays must not be empty and untyped"
-    first: type | None = None
-    for element in value:
-        if element is None:
-            return "attribute values must not be null"
-        if type(element) is list:
-            return "attribute arrays must contain primitive values"
-        if type(element) is dict:
-            return "attribute values must be primitive values or homogeneous primitive arrays"
-        if first is None:
-            first = type(element)
-        elif type(element) is not first:
-            return "attribute arrays must contain one primitive type"
+    # The first element decides the array's type and is validated as a value of its own.
+    first = value[0]
+    problem = _attribute_value_problem(first)
+    if problem is not None:
+        return problem
+    if type(first) is list:
+        return "attribute arrays must contain primitive values"
+    kind = _primitive_kind(first)
+    if any(_primitive_kind(element) != kind for element in value[1:]):
+        return "attribute arrays must contain one primitive type"
     return None
+
+
+def _primitive_kind(value: JsonValue) -> str:
+    if type(value) is int:
+        return "i64" if value <= _I64_MAX else "u64"
+    return type(value).__name__

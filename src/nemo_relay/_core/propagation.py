@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-from typing import Any
 
 from nemo_relay._core.context import (
     ScopeStack,
@@ -19,22 +18,34 @@ from nemo_relay._core.context import (
 )
 from nemo_relay._core.errors import InvalidArgumentError, InvalidValueError
 from nemo_relay._core.handles import ScopeHandle
-from nemo_relay._core.ids import id_hex, id_str, parse_id, time_ns
+from nemo_relay._core.ids import id_str, parse_id, time_ns
 from nemo_relay._core.types import ScopeType, type_name
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
 
 _LOW_64 = (1 << 64) - 1
 
 
-def _usable(value: int, field: str) -> int:
+def _usable(value: int, field: str, error: type[Exception] = InvalidValueError) -> int:
     if value & _LOW_64 == 0:  # all-zero, or a zero span-id half: unusable as a W3C parent id
-        raise InvalidValueError(f"propagation context {field} is not a usable Relay identifier")
+        raise error(f"propagation context {field} is not a usable Relay identifier")
     return value
 
 
 def _parse(value: object, field: str) -> int:
     if not isinstance(value, str):
         raise TypeError(f"argument '{field}': '{type_name(value)}' object is not an instance of 'str'")
-    return _usable(parse_id(value), field)
+    return parse_id(value)
+
+
+def _version(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= value <= 0xFFFF:  # the wire format carries a u16
+        raise OverflowError("out of range integral type conversion attempted")
+    return int(value)
 
 
 class PropagationContext:
@@ -43,14 +54,17 @@ class PropagationContext:
     __slots__ = ("_parent", "_root", "_version")
 
     def __init__(self, parent_uuid: str, root_uuid: str | None = None, version: int = 1) -> None:
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise TypeError(f"'{type_name(version)}' object cannot be interpreted as an integer")
+        # Same order as the reference: parse both ids, then the version, then usability.
+        version = _version(version)
         parent = _parse(parent_uuid, "parent_uuid")
         root = None if root_uuid is None else _parse(root_uuid, "root_uuid")
+        self._init(parent, root, version)
+
+    def _init(self, parent: int, root: int | None, version: int) -> None:
         if version != 1:
             raise InvalidValueError(f"unsupported propagation context version {version}; expected 1")
-        self._parent = parent
-        self._root = root
+        self._parent = _usable(parent, "parent_uuid")
+        self._root = None if root is None else _usable(root, "root_uuid")
         self._version = version
 
     @classmethod
@@ -86,31 +100,37 @@ class PropagationContext:
         """Parse the form written by ``to_json``; unknown fields are ignored."""
         import json  # deferred: keeps `import nemo_relay` cheap
 
-        if not isinstance(text, (str, bytes, bytearray)):
+        if not isinstance(text, str):
             raise TypeError(f"argument 'text': '{type_name(text)}' object is not an instance of 'str'")
+        prefix = "invalid propagation context JSON: "
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_reject_duplicates)
         except ValueError as exc:
-            raise InvalidValueError(f"invalid propagation context JSON: {exc}") from None
+            raise InvalidValueError(f"{prefix}{exc}") from None
         if not isinstance(raw, dict):
-            raise InvalidValueError(f"invalid propagation context JSON: expected an object, got {_json_kind(raw)}")
+            raise InvalidValueError(f"{prefix}expected an object, got {_json_kind(raw)}")
         for field in ("version", "parent_uuid"):
             if field not in raw:
-                raise InvalidValueError(f"invalid propagation context JSON: missing field `{field}`")
+                raise InvalidValueError(f"{prefix}missing field `{field}`")
         version, parent, root = raw["version"], raw["parent_uuid"], raw.get("root_uuid")
-        if type(version) is not int or not 0 <= version <= 65535:
-            raise InvalidValueError(
-                f"invalid propagation context JSON: invalid type: {_json_kind(version)}, expected u16 for `version`"
-            )
+        if type(version) is not int or not 0 <= version <= 0xFFFF:
+            raise InvalidValueError(f"{prefix}invalid type: {_json_kind(version)}, expected u16 for `version`")
+        ids: list[int | None] = []
         for field, value in (("parent_uuid", parent), ("root_uuid", root)):
-            if value is not None and not isinstance(value, str):
+            if value is None and field == "root_uuid":
+                ids.append(None)
+                continue
+            if not isinstance(value, str):
                 raise InvalidValueError(
-                    f"invalid propagation context JSON: invalid type: {_json_kind(value)}, expected a UUID string "
-                    f"for `{field}`"
+                    f"{prefix}invalid type: {_json_kind(value)}, expected a UUID string for `{field}`"
                 )
-        if parent is None:
-            raise InvalidValueError("invalid propagation context JSON: `parent_uuid` must not be null")
-        return PropagationContext(parent, root, version)
+            try:
+                ids.append(parse_id(value))
+            except ValueError as exc:
+                raise InvalidValueError(f"{prefix}UUID parsing failed: {exc}") from None
+        context = PropagationContext.__new__(PropagationContext)
+        context._init(ids[0], ids[1], version)  # type: ignore[arg-type]
+        return context
 
     def to_traceparent(self) -> str:
         """W3C ``traceparent``: the root as trace id, the parent's low 64 bits as span id."""
@@ -128,6 +148,15 @@ class PropagationContext:
 
     def __repr__(self) -> str:
         return f"PropagationContext(parent_uuid={self.parent_uuid!r}, root_uuid={self.root_uuid!r}, version=1)"
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate field `{key}`")
+        result[key] = value
+    return result
 
 
 def _json_kind(value: Any) -> str:
@@ -161,17 +190,21 @@ def capture_propagation_context() -> PropagationContext:
     return PropagationContext._from_ids(_capture_parent(), None)
 
 
-def capture_propagation_context_with_root(root_uuid: str) -> PropagationContext:
-    """``capture_propagation_context`` with an application-chosen trace root."""
-    root = _parse(root_uuid, "root_uuid")
+def capture_propagation_context_with_root(root_uuid: str | None) -> PropagationContext:
+    """``capture_propagation_context`` with an application-chosen trace root (``None``: rootless)."""
+    root = None if root_uuid is None else _usable(_parse(root_uuid, "root_uuid"), "root_uuid", InvalidArgumentError)
     get_scope_stack()
     parent = _propagation_parent_var.get()
-    parent_id = _parse(parent, "parent_uuid") if parent is not None else _capture_parent()
+    parent_id = parse_id(parent) if parent is not None else _capture_parent()
     return PropagationContext._from_ids(parent_id, root)
 
 
 def capture_traceparent() -> str:
     """W3C ``traceparent`` for the current Relay context (raises at a bare root)."""
+    parent_text = _propagation_parent_var.get()
+    if parent_text is not None:
+        root_text = _propagation_root_var.get()
+        return PropagationContext(parent_text, root_text or parent_text).to_traceparent()
     stack = current()
     active = _active_event_var.get()
     parent = active if active is not None else stack._top._id
@@ -212,9 +245,3 @@ def fork_asyncio_context() -> contextvars.Context:
 def _install(stack: ScopeStack) -> None:
     _scope_stack_var.set(stack)
     _override_var.set(None)
-
-
-def trace_id_hex(stack: ScopeStack) -> str | None:
-    """32-hex trace id of ``stack`` (its propagated root or first scope), if it has one."""
-    root = trace_root(stack)
-    return None if root is None else id_hex(root)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from nemo_relay._core.errors import AlreadyExistsError
 from nemo_relay._core.handles import ScopeHandle
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
 
 # Families, in the reference's RuntimeRegistrationKind declaration order.
 SUBSCRIBER = 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar, TypeAlias, TypedDict
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeAlias, TypedDict
 
 JsonPrimitive: TypeAlias = str | int | float | bool | None
 JsonValue: TypeAlias = JsonPrimitive | list["JsonValue"] | dict[str, "JsonValue"]
@@ -11,11 +14,30 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 Json: TypeAlias = JsonValue
 
 
-class DataSchema(TypedDict):
-    """Identifier of the schema that a mark's ``data`` follows."""
+if TYPE_CHECKING:
 
-    name: str
-    version: str
+    class DataSchema(TypedDict):
+        """Identifier of the schema that a mark's ``data`` follows."""
+
+        name: str
+        version: str
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use so that importing the package does not import `typing`.
+    if name == "DataSchema":
+        from typing import TypedDict
+
+        class DataSchema(TypedDict):
+            """Identifier of the schema that a mark's ``data`` follows."""
+
+            name: str
+            version: str
+
+        DataSchema.__module__ = "nemo_relay"
+        globals()["DataSchema"] = DataSchema
+        return DataSchema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _ReprEnum(enum.IntEnum):
@@ -123,10 +145,10 @@ class _Flags:
         )
 
     def __init__(self, value: int = 0) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not isinstance(value, int):
             raise TypeError(f"{type(self).__name__}(value): expected an int bit mask, got {type(value).__name__!r}")
-        if value < 0:
-            raise OverflowError(f"{type(self).__name__}(value): bit mask must be non-negative, got {value}")
+        if not 0 <= value < 2**64:
+            raise OverflowError(f"{type(self).__name__}(value): bit mask must be in [0, 2**64), got {value}")
         self._value = value & self._MASK
 
     @property
