@@ -19,7 +19,17 @@ from __future__ import annotations
 
 import atexit as _atexit
 
-from nemo_relay import errors, scope, scope_local, subscribers
+from nemo_relay import (
+    errors,
+    event_metadata,
+    guardrails,
+    intercepts,
+    llm,
+    scope,
+    scope_local,
+    subscribers,
+    tools,
+)
 from nemo_relay._core import oplog as _oplog
 from nemo_relay._core.context import (
     ScopeStack,
@@ -34,7 +44,14 @@ from nemo_relay._core.context import (
 )
 from nemo_relay._core.context import new_stack as _new_stack
 from nemo_relay._core.events import Event, MarkEvent, ScopeEvent
-from nemo_relay._core.handles import ScopeHandle
+from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
+from nemo_relay._core.llmctx import (
+    LlmCodecIdentity,
+    LlmSanitizeRequestCodec,
+    LlmSanitizeRequestContext,
+    LlmSanitizeResponseCodec,
+    LlmSanitizeResponseContext,
+)
 from nemo_relay._core.metrics import MetricMeasurement
 from nemo_relay._core.propagation import (
     PropagationContext,
@@ -58,6 +75,13 @@ from nemo_relay._core.types import (
     ScopeType,
     ToolAttributes,
 )
+from nemo_relay._core.values import (
+    LLMRequest,
+    LLMRequestInterceptOutcome,
+    PendingMarkSpec,
+    ToolExecutionInterceptOutcome,
+    ToolExecutionResult,
+)
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; these names are built on first use
 if TYPE_CHECKING:
@@ -66,9 +90,39 @@ if TYPE_CHECKING:
     from nemo_relay._core.types import DataSchema
 
     UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
+    from nemo_relay import runtime_registrations
+    from nemo_relay._core.aliases import (
+        EventMetadata,
+        EventMetadataInjectorCallback,
+        EventMetadataScalar,
+        EventMetadataValue,
+        EventSanitizeFields,
+        EventSanitizeGuardrail,
+        LlmConditionalExecutionGuardrail,
+        LlmExecutionIntercept,
+        LlmRequestIntercept,
+        LlmSanitizeRequestGuardrail,
+        LlmSanitizeResponseGuardrail,
+        LlmStreamExecutionIntercept,
+        ToolConditionalExecutionGuardrail,
+        ToolExecutionIntercept,
+        ToolRequestIntercept,
+        ToolSanitizeGuardrail,
+    )
+
+_LAZY_MODULES = ("runtime_registrations", "_native", "utils")
 
 
 def __getattr__(name: str) -> object:
+    # Rarely needed names load on first use, so `import nemo_relay` stays cheap.
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"nemo_relay.{name}")
+    if name in _ALIASES:
+        from nemo_relay._core import aliases
+
+        return getattr(aliases, name)
     if name == "DataSchema":
         from nemo_relay._core import types
 
@@ -93,12 +147,39 @@ def create_scope_stack() -> ScopeStack:
 _oplog.init_from_env()
 _atexit.register(_oplog.shutdown)
 
+_ALIASES = frozenset(
+    (
+        "EventSanitizeFields",
+        "EventSanitizeGuardrail",
+        "EventMetadataScalar",
+        "EventMetadataValue",
+        "EventMetadata",
+        "EventMetadataInjectorCallback",
+        "ToolSanitizeGuardrail",
+        "ToolConditionalExecutionGuardrail",
+        "LlmSanitizeRequestGuardrail",
+        "LlmSanitizeResponseGuardrail",
+        "LlmConditionalExecutionGuardrail",
+        "ToolRequestIntercept",
+        "ToolExecutionIntercept",
+        "LlmRequestIntercept",
+        "LlmExecutionIntercept",
+        "LlmStreamExecutionIntercept",
+    )
+)
+
 __all__ = [
     # submodules
     "errors",
+    "event_metadata",
+    "guardrails",
+    "intercepts",
+    "llm",
+    "runtime_registrations",
     "scope",
     "scope_local",
     "subscribers",
+    "tools",
     # scope-stack isolation and propagation
     "PropagationContext",
     "ScopeStack",
@@ -128,6 +209,35 @@ __all__ = [
     "ScopeHandle",
     "ScopeType",
     "ToolAttributes",
+    "ToolHandle",
+    "LLMHandle",
+    "ToolExecutionResult",
+    "ToolExecutionInterceptOutcome",
+    "LLMRequest",
+    "LLMRequestInterceptOutcome",
+    "PendingMarkSpec",
+    "LlmCodecIdentity",
+    "LlmSanitizeRequestCodec",
+    "LlmSanitizeRequestContext",
+    "LlmSanitizeResponseCodec",
+    "LlmSanitizeResponseContext",
+    # callback and payload aliases (built on first use)
+    "EventMetadata",
+    "EventMetadataInjectorCallback",
+    "EventMetadataScalar",
+    "EventMetadataValue",
+    "EventSanitizeFields",
+    "EventSanitizeGuardrail",
+    "LlmConditionalExecutionGuardrail",
+    "LlmExecutionIntercept",
+    "LlmRequestIntercept",
+    "LlmSanitizeRequestGuardrail",
+    "LlmSanitizeResponseGuardrail",
+    "LlmStreamExecutionIntercept",
+    "ToolConditionalExecutionGuardrail",
+    "ToolExecutionIntercept",
+    "ToolRequestIntercept",
+    "ToolSanitizeGuardrail",
     # JSON aliases
     "Json",
     "JsonObject",

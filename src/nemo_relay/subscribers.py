@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from nemo_relay._core import aio as _aio
 from nemo_relay._core import dispatch as _dispatch
+from nemo_relay._core import registrars as _registrars
 from nemo_relay._core import registry as _registry
 from nemo_relay._core.context import _publication_callback_var
 from nemo_relay._core.dispatch import DispatcherStats
 from nemo_relay._core.events import MarkEvent, ScopeEvent
-from nemo_relay._core.types import type_name
 
 __all__ = ["DispatcherStats", "configure", "deregister", "flush", "flush_async", "register", "stats"]
 
@@ -36,7 +36,7 @@ def register(name: str, callback: Callable[[ScopeEvent | MarkEvent], None]) -> N
         RuntimeError: ``already exists: <name> subscriber already exists``.
         TypeError: ``name`` is not a str or ``callback`` is not callable.
     """
-    _registry.register_global(_registry.SUBSCRIBER, subscriber_entry(name, callback))
+    _registrars.register(_registry.SUBSCRIBER, name, 0, callback)
 
 
 def deregister(name: str) -> bool:
@@ -48,7 +48,7 @@ def deregister(name: str) -> bool:
     Returns:
         True if a subscriber by that name was removed, else False.
     """
-    return _registry.deregister_global(_registry.SUBSCRIBER, name)
+    return _registrars.deregister(_registry.SUBSCRIBER, name)
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -122,15 +122,6 @@ def configure(*, queue_capacity: int | None = None, exit_flush_timeout: float | 
 def stats() -> DispatcherStats:
     """Dispatcher counters: queued, capacity, published, delivered, dropped, subscriber_errors."""
     return _dispatch.stats()
-
-
-def subscriber_entry(name: object, callback: object) -> _registry.Entry:
-    """Validated registry entry for a subscriber (shared with scope-local registration)."""
-    if not isinstance(name, str):
-        raise TypeError(f"argument 'name': '{type_name(name)}' object is not an instance of 'str'")
-    if not callable(callback):
-        raise TypeError(f"subscriber {name!r}: callback must be callable, got {type_name(callback)}")
-    return _registry.Entry(str(name), 0, callback)
 
 
 def _native_flush() -> bool:

@@ -22,7 +22,9 @@ import time
 from collections import deque, namedtuple
 from collections.abc import Callable
 
+from nemo_relay._core import publish as _publish
 from nemo_relay._core import registry
+from nemo_relay._core.aio import running_loop as _running_loop
 from nemo_relay._core.context import _override_var
 from nemo_relay._core.events import MarkEvent, ScopeEvent
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 DEFAULT_CAPACITY = 100_000
 DEFAULT_EXIT_TIMEOUT = 10.0
 _THREAD_NAME = "nemo-relay-subscriber-dispatcher"
+_nested_sink_get = _publish.nested_sink.get
+_PUBLICATION = registry.PUBLICATION
 _LINGER_SECONDS = 0.002
 
 
@@ -80,20 +84,24 @@ _busy = False
 _thread: threading.Thread | None = None
 _thread_ident: int | None = None
 _start_lock = threading.Lock()
-_published = itertools.count()
 _dropped = itertools.count()
-_subscriber_errors = itertools.count()
 _delivered = 0
+_taken = 0  # events popped for delivery (delivered, or being delivered)
 _last_drop_report = 0.0
 
 
 def publish(event: ScopeEvent | MarkEvent) -> None:
     """Queue ``event`` for delivery; O(1), never blocks, never raises."""
+    nested = _nested_sink_get()
+    if nested is not None:  # emitted by a transform or sanitizer: goes right after the event in process
+        nested.append(event)
+        return
+    if event._xf is not None or event._view[_PUBLICATION]:  # type: ignore[index]
+        event._loop = _running_loop()  # where async sanitizers of this event should run
     if len(_queue) >= _capacity:
         _drop()
         return
     _queue.append(event)
-    next(_published)
     if _idle:
         _wakeup()
 
@@ -127,7 +135,7 @@ def _drop() -> None:
 
 
 def _run() -> None:
-    global _idle, _thread_ident, _delivered, _busy
+    global _idle, _thread_ident, _delivered, _busy, _taken
     _thread_ident = threading.get_ident()
     while True:
         queue = _queue  # re-read: a fork replaces it
@@ -153,6 +161,7 @@ def _run() -> None:
         if type(item) is _Barrier:
             item.done.set()
             continue
+        _taken += 1
         try:
             _deliver(item)
         except BaseException as exc:  # the worker must survive anything a callback does
@@ -165,18 +174,18 @@ def _deliver(event: ScopeEvent | MarkEvent) -> None:
     event._view = event._ctx = event._snap = None
     if view is None or ctx is None:
         return
-    ctx.run(_run_subscribers, event, view[registry.SUBSCRIBER], snap)
+    if event._xf is None and not view[registry.PUBLICATION]:
+        ctx.run(_run_subscribers, event, view[registry.SUBSCRIBER], snap)
+        return
+    nested = ctx.run(_publish.process, event, view, snap, (event._loop,))
+    if nested:
+        _queue.extendleft(reversed(nested))  # emitted while processing: delivered next, in order
 
 
 def _run_subscribers(event: ScopeEvent | MarkEvent, subscribers: tuple[registry.Entry, ...], snap: Any) -> None:
     # Inside the emitter's copied context: make the emission-time snapshot the current stack.
     _override_var.set(snap)
-    for entry in subscribers:
-        try:
-            entry.callback(event)
-        except BaseException as exc:
-            next(_subscriber_errors)
-            _report(f"Event subscriber error: {type(exc).__name__}: {exc}")
+    _publish.deliver(event, subscribers)
 
 
 def _report(message: str) -> None:
@@ -204,13 +213,16 @@ def wait_drained(timeout: float | None) -> bool:
 
 def stats() -> DispatcherStats:
     """Snapshot of the dispatcher counters."""
+    queued = sum(1 for item in list(_queue) if type(item) is not _Barrier)
+    delivered = _delivered
     return DispatcherStats(
-        queued=sum(1 for item in list(_queue) if type(item) is not _Barrier),
+        queued=queued,
         capacity=_capacity,
-        published=_peek(_published),
-        delivered=_delivered,
+        # Accepted events are delivered, waiting, or the one being delivered right now.
+        published=_taken + queued,
+        delivered=delivered,
         dropped=_peek(_dropped),
-        subscriber_errors=_peek(_subscriber_errors),
+        subscriber_errors=_publish.subscriber_error_count(),
     )
 
 
@@ -280,8 +292,8 @@ atexit.register(_drain_at_exit)
 
 def _after_fork_in_child() -> None:
     # The worker thread does not exist in the child; start over with an empty queue.
-    global _queue, _wake, _idle, _busy, _thread, _thread_ident, _start_lock, _delivered
-    global _published, _dropped, _subscriber_errors
+    global _queue, _wake, _idle, _busy, _thread, _thread_ident, _start_lock, _delivered, _taken
+    global _dropped
     _queue = deque()
     _wake = threading.Event()
     _idle = True
@@ -289,10 +301,10 @@ def _after_fork_in_child() -> None:
     _thread = None
     _thread_ident = None
     _start_lock = threading.Lock()
-    _published = itertools.count()
     _dropped = itertools.count()
-    _subscriber_errors = itertools.count()
+    _publish.reset_counters()
     _delivered = 0
+    _taken = 0
     for hook in _fork_child_hooks:
         hook()
 

@@ -48,6 +48,7 @@ class _Event:
         "_ctx",
         "_snap",
         "_xf",
+        "_loop",
         # Text caches, filled on first read.
         "_uuid_text",
         "_ts_text",
@@ -70,6 +71,7 @@ class _Event:
         _ctx: Context | None
         _snap: ScopeHandle | None
         _xf: Any
+        _loop: Any
         _uuid_text: str
         _ts_text: str
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nemo_relay._core.ids import id_str
 from nemo_relay._core.jsonconv import copy_json
-from nemo_relay._core.types import JsonValue, ScopeAttributes, ScopeType
+from nemo_relay._core.types import JsonValue, LLMAttributes, ScopeAttributes, ScopeType, ToolAttributes
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -111,3 +111,114 @@ class ScopeHandle:
         return ScopeHandle(
             self._id, self._name, self._type, self._attrs, self._parent, self._data, self._metadata, self._start, None
         )
+
+
+class _CallHandle:
+    """Shared shape of tool and LLM call handles (they are not stack frames)."""
+
+    __slots__ = ("_id", "_name", "_attrs", "_parent", "_data", "_metadata", "_start")
+
+    _KIND = ""
+
+    def __init__(
+        self, id_: int, name: str, attrs: int, parent: int | None, data: JsonValue, metadata: JsonValue, start_ns: int
+    ) -> None:
+        self._id = id_
+        self._name = name
+        self._attrs = attrs
+        self._parent = parent
+        self._data = data
+        self._metadata = metadata
+        self._start = start_ns
+
+    @property
+    def uuid(self) -> str:
+        """UUIDv7 of the call, shared by its start and end events."""
+        return id_str(self._id)
+
+    @property
+    def name(self) -> str:
+        """Call name (the tool or model call label)."""
+        return self._name
+
+    @property
+    def parent_uuid(self) -> str | None:
+        """UUID of the scope the call belongs to."""
+        return None if self._parent is None else id_str(self._parent)
+
+    @property
+    def data(self) -> JsonValue:
+        """The ``data`` given at the call (a copy); used as the end payload fallback."""
+        return copy_json(self._data)
+
+    @property
+    def metadata(self) -> JsonValue:
+        """The ``metadata`` given at the call (a copy)."""
+        return copy_json(self._metadata)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, uuid={self.uuid!r})"
+
+
+class ToolHandle(_CallHandle):
+    """Read-only identity of an open tool call (from ``tools.call``); pass it to ``tools.call_end``."""
+
+    __slots__ = ("_tool_call_id",)
+
+    def __init__(
+        self,
+        id_: int,
+        name: str,
+        attrs: int,
+        parent: int | None,
+        data: JsonValue,
+        metadata: JsonValue,
+        start_ns: int,
+        tool_call_id: str | None,
+    ) -> None:
+        self._id = id_  # assigned here rather than via super(): this runs on every tool call
+        self._name = name
+        self._attrs = attrs
+        self._parent = parent
+        self._data = data
+        self._metadata = metadata
+        self._start = start_ns
+        self._tool_call_id = tool_call_id
+
+    @property
+    def attributes(self) -> ToolAttributes:
+        """The call's tool flags."""
+        return ToolAttributes(self._attrs)
+
+
+class LLMHandle(_CallHandle):
+    """Read-only identity of an open LLM call (from ``llm.call``); pass it to ``llm.call_end``."""
+
+    __slots__ = ("_model_name", "_frame")
+
+    def __init__(
+        self,
+        id_: int,
+        name: str,
+        attrs: int,
+        parent: int | None,
+        data: JsonValue,
+        metadata: JsonValue,
+        start_ns: int,
+        model_name: str | None,
+        frame: ScopeHandle,
+    ) -> None:
+        self._id = id_
+        self._name = name
+        self._attrs = attrs
+        self._parent = parent
+        self._data = data
+        self._metadata = metadata
+        self._start = start_ns
+        self._model_name = model_name
+        self._frame = frame  # the stack top when the call started: end events use its view
+
+    @property
+    def attributes(self) -> LLMAttributes:
+        """The call's LLM flags."""
+        return LLMAttributes(self._attrs)

@@ -18,9 +18,12 @@ time_ns = time.time_ns
 
 
 def _fresh_sequence() -> itertools.count[int]:
-    # A random 74-bit start per process keeps ids unique across processes; counting keeps them
-    # unique and ordered within one (RFC 9562 §6.2, method 1 with a wide counter).
-    return itertools.count(int.from_bytes(os.urandom(10), "big") >> 7)
+    # The counter already sits in the id's layout: 12 random bits in rand_a and a 61-bit random
+    # start in rand_b, so counting never reaches the version or variant bits. A random start per
+    # process keeps ids unique across processes; counting keeps them unique and ordered within one
+    # (RFC 9562 §6.2, method 1 with a wide counter).
+    noise = int.from_bytes(os.urandom(10), "big")
+    return itertools.count(((noise & _MASK_12) << 64) | ((noise >> 12) & (_MASK_62 >> 1)))
 
 
 _sequence = _fresh_sequence()
@@ -28,8 +31,7 @@ _sequence = _fresh_sequence()
 
 def new_id() -> int:
     """A fresh, time-ordered UUIDv7 as an ``int``."""
-    seq = next(_sequence)
-    return ((time_ns() // 1_000_000) << 80) | _VERSION_AND_VARIANT | (((seq >> 62) & _MASK_12) << 64) | (seq & _MASK_62)
+    return ((time_ns() // 1_000_000) << 80) | _VERSION_AND_VARIANT | next(_sequence)
 
 
 def _reseed_after_fork() -> None:

@@ -36,6 +36,15 @@ def to_json(value: object) -> JsonValue:
         raise JsonConversionError("JSON number out of range")
     if t is float:
         return value if value - value == 0.0 else None  # type: ignore[operator,return-value]
+    if t is dict:
+        # Fast path for the common flat object: string keys and plain leaves copy shallowly.
+        for key, item in value.items():  # type: ignore[attr-defined]
+            ti = type(item)
+            if type(key) is not str or not (
+                ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT)
+            ):
+                return _convert(value, set(), 0)
+        return value.copy()  # type: ignore[attr-defined,no-any-return]
     return _convert(value, set(), 0)
 
 
@@ -79,10 +88,22 @@ def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
             for k, item in value.items():
                 if type(k) is not str:
                     k = _key(k)
-                out[k] = _convert(item, active, depth)
+                # Plain leaves inline: most payloads are shallow, and a call per leaf dominates.
+                ti = type(item)
+                if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
+                    out[k] = item
+                else:
+                    out[k] = _convert(item, active, depth)
             return out
         if t is list or t is tuple or isinstance(value, (Sequence, set, frozenset)):
-            return [_convert(item, active, depth) for item in value]
+            items: list[JsonValue] = []
+            for item in value:
+                ti = type(item)
+                if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
+                    items.append(item)
+                else:
+                    items.append(_convert(item, active, depth))
+            return items
         fields = sys.modules["dataclasses"].fields(value)
         return {f.name: _convert(getattr(value, f.name), active, depth) for f in fields}
     finally:
@@ -102,16 +123,17 @@ def _is_dataclass(value: object) -> bool:
     return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
 
 
-def to_json_object_or_none(value: object) -> JsonValue:
-    """``to_json`` with the ``None`` fast path inlined for optional payload arguments."""
-    return None if value is None else to_json(value)
-
-
 def copy_json(value: JsonValue) -> JsonValue:
     """Deep copy of an already-converted JSON value (containers only; leaves are immutable)."""
     t = type(value)
     if t is dict:
-        return {k: copy_json(v) for k, v in value.items()}  # type: ignore[union-attr]
+        for item in value.values():  # type: ignore[union-attr]
+            if type(item) is dict or type(item) is list:
+                return {k: copy_json(v) for k, v in value.items()}  # type: ignore[union-attr]
+        return value.copy()  # type: ignore[union-attr]  # flat: a shallow copy is a deep one
     if t is list:
-        return [copy_json(v) for v in value]  # type: ignore[union-attr]
+        for item in value:  # type: ignore[union-attr]
+            if type(item) is dict or type(item) is list:
+                return [copy_json(v) for v in value]  # type: ignore[union-attr]
+        return value.copy()  # type: ignore[union-attr]
     return value

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import copy_context
 
-from nemo_relay._core import dispatch, registry
+from nemo_relay._core import args, dispatch, registry
 from nemo_relay._core.context import ScopeStack, current, find_frame, owning_agent, pop_frame
-from nemo_relay._core.errors import InvalidArgumentError
+from nemo_relay._core.errors import InvalidArgumentError, NotFoundError
 from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
 from nemo_relay._core.handles import ScopeHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
@@ -51,13 +51,12 @@ def push(
     timestamp: Any = None,
 ) -> ScopeHandle:
     """Push a scope on the current stack and emit its start event."""
-    if type(name) is not str:
-        name = _text(name, "name")
+    name = args.text(name, "name")
     if type(scope_type) is not ScopeType:
-        _expect(scope_type, ScopeType, "scope_type")
-    attrs = 0 if attributes is None else _attrs(attributes)
+        args.expect(scope_type, ScopeType, "scope_type")
+    attrs = args.bits(attributes, ScopeAttributes)
     if handle is not None and type(handle) is not ScopeHandle:
-        _expect(handle, ScopeHandle, "handle")
+        args.expect(handle, ScopeHandle, "handle")
     if data is not None:
         data = to_json(data)
     if metadata is not None:
@@ -88,7 +87,7 @@ def push(
 def pop(handle: ScopeHandle, output: Any = None, metadata: Any = None, timestamp: Any = None) -> None:
     """Pop ``handle`` (it must be the top of the current stack) and emit its end event."""
     if type(handle) is not ScopeHandle:
-        _expect(handle, ScopeHandle, "handle")
+        args.expect(handle, ScopeHandle, "handle")
     if output is not None:
         output = to_json(output)
     if metadata is not None:
@@ -124,10 +123,9 @@ def mark(
     timestamp: Any = None,
 ) -> None:
     """Emit a mark under ``handle`` or the current top scope."""
-    if type(name) is not str:
-        name = _text(name, "name")
+    name = args.text(name, "name")
     if handle is not None and type(handle) is not ScopeHandle:
-        _expect(handle, ScopeHandle, "handle")
+        args.expect(handle, ScopeHandle, "handle")
     if data is not None:
         data = to_json(data)
     schema = None if data_schema is None else _schema(data_schema)
@@ -168,10 +166,9 @@ def metric(
     timestamp: Any = None,
 ) -> None:
     """Validate a measurement group and emit it as one metric mark."""
-    if type(name) is not str:
-        name = _text(name, "name")
+    name = args.text(name, "name")
     if handle is not None and type(handle) is not ScopeHandle:
-        _expect(handle, ScopeHandle, "handle")
+        args.expect(handle, ScopeHandle, "handle")
     if metadata is not None:
         metadata = to_json(metadata)
     ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
@@ -182,11 +179,9 @@ def metric(
 def owner_frame(handle: object, what: str = "handle") -> ScopeHandle:
     """The live frame of ``handle`` on the current stack, for scope-local registration."""
     if type(handle) is not ScopeHandle:
-        _expect(handle, ScopeHandle, what)
+        args.expect(handle, ScopeHandle, what)
     frame = find_frame(current()._top, handle._id)  # type: ignore[attr-defined]
     if frame is None:
-        from nemo_relay._core.errors import NotFoundError
-
         raise NotFoundError(f"scope {handle.uuid} not found")  # type: ignore[attr-defined]
     return frame
 
@@ -194,23 +189,8 @@ def owner_frame(handle: object, what: str = "handle") -> ScopeHandle:
 # --- argument checks ----------------------------------------------------------------------------------
 
 
-def _expect(value: object, cls: type, argument: str) -> None:
-    if not isinstance(value, cls):
-        raise TypeError(f"argument '{argument}': '{type_name(value)}' object is not an instance of '{cls.__name__}'")
-
-
-def _text(value: object, argument: str) -> str:
-    _expect(value, str, argument)
-    return str(value)
-
-
-def _attrs(attributes: object) -> int:
-    _expect(attributes, ScopeAttributes, "attributes")
-    return attributes._value  # type: ignore[attr-defined,no-any-return]
-
-
 def _with_severity(metadata: JsonValue, severity: object) -> JsonValue:
-    _expect(severity, LogSeverity, "severity")
+    args.expect(severity, LogSeverity, "severity")
     if metadata is None:
         metadata = {}
     elif type(metadata) is not dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from nemo_relay._core.aio import running_loop
 from nemo_relay._core.errors import AlreadyExistsError
 from nemo_relay._core.handles import ScopeHandle
 
@@ -36,6 +37,8 @@ LLM_REQUEST_INTERCEPT = 13
 LLM_EXECUTION_INTERCEPT = 14
 LLM_STREAM_EXECUTION_INTERCEPT = 15
 FAMILY_COUNT = 16
+# Extra slot of a view: whether injectors or event sanitizers make events need processing.
+PUBLICATION = 16
 
 FAMILY_KINDS: tuple[str, ...] = (
     "subscriber",
@@ -58,15 +61,20 @@ FAMILY_KINDS: tuple[str, ...] = (
 
 
 class Entry:
-    """One registration: ``callback`` runs in ``(priority, name)`` order; ``break_chain`` stops after it."""
+    """One registration: ``callback`` runs in ``(priority, name)`` order; ``break_chain`` stops after it.
 
-    __slots__ = ("name", "priority", "callback", "break_chain")
+    ``loop`` is the event loop running at registration, where the callback's coroutines run when the
+    emitting loop is gone.
+    """
+
+    __slots__ = ("name", "priority", "callback", "break_chain", "loop")
 
     def __init__(self, name: str, priority: int, callback: Callable[..., Any], break_chain: bool = False) -> None:
         self.name = name
         self.priority = priority
         self.callback = callback
         self.break_chain = break_chain
+        self.loop = running_loop()
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r}, priority={self.priority})"
@@ -111,9 +119,11 @@ class LocalRegistrations:
         self.tables: list[Table | None] = [None] * FAMILY_COUNT
 
 
-# A view is one tuple of entries per family, indexed by the family constants above.
-View = tuple[tuple[Entry, ...], ...]
-EMPTY_VIEW: View = ((),) * FAMILY_COUNT
+# A view is one tuple of entries per family, indexed by the family constants above, plus the
+# PUBLICATION flag.
+if TYPE_CHECKING:
+    View = tuple[Any, ...]
+EMPTY_VIEW: View = ((),) * FAMILY_COUNT + (False,)
 
 _lock = threading.RLock()
 _global: list[Table] = [Table() for _ in range(FAMILY_COUNT)]
@@ -182,6 +192,8 @@ def deregister_local(frame: ScopeHandle, family: int, name: str) -> bool:
 
 def view_of(frame: ScopeHandle) -> View:
     """Everything visible from ``frame``: global entries, then each scope's own from root to ``frame``."""
+    if _gates:
+        return _resolve_gated(frame)
     try:
         if frame._view_version == _version:
             return frame._view  # type: ignore[return-value]
@@ -192,6 +204,8 @@ def view_of(frame: ScopeHandle) -> View:
 
 def inherit(frame: ScopeHandle, below: ScopeHandle) -> View:
     """View of a just-pushed ``frame`` (no registrations of its own yet): its parent frame's view."""
+    if _gates:
+        return _resolve_gated(below)  # gate verdicts may change at any time: nothing is cached
     current = _version  # read first: if it moves meanwhile, the cache is simply stale and recomputed
     view = view_of(below)
     frame._view = view
@@ -202,7 +216,7 @@ def inherit(frame: ScopeHandle, below: ScopeHandle) -> View:
 def _global_view_now() -> View:
     global _global_view, _global_view_version
     if _global_view_version != _version:
-        _global_view = tuple(table.ordered for table in _global)
+        _global_view = _with_flag([table.ordered for table in _global])
         _global_view_version = _version
     return _global_view
 
@@ -232,7 +246,7 @@ def _resolve(frame: ScopeHandle) -> View:
 
 
 def _extend(base: View, local: LocalRegistrations) -> View:
-    chains = list(base)
+    chains = list(base[:FAMILY_COUNT])
     for family, table in enumerate(local.tables):
         if table is None or not table.ordered:
             continue
@@ -242,13 +256,108 @@ def _extend(base: View, local: LocalRegistrations) -> View:
         elif family != SUBSCRIBER:
             merged = tuple(sorted(merged, key=lambda e: e.priority))  # stable: globals, outer, inner
         chains[family] = merged
-    return tuple(chains)
+    return _with_flag(chains)
+
+
+def _with_flag(chains: list[tuple[Entry, ...]]) -> View:
+    publication = bool(
+        chains[EVENT_METADATA_INJECTOR]
+        or chains[MARK_SANITIZE]
+        or chains[SCOPE_SANITIZE_START]
+        or chains[SCOPE_SANITIZE_END]
+    )
+    return (*chains, publication)
 
 
 def clear_global() -> None:
-    """Remove every global registration (test and plugin-reset helper)."""
+    """Remove every global registration and gate (test and plugin-reset helper)."""
     with _lock:
         for table in _global:
             table.by_name.clear()
             table.ordered = ()
+        _gates.clear()
         _bump()
+
+
+# --- conditional middleware guardrails (gates) -------------------------------------------------------------
+
+
+class Gate:
+    """Temporarily hides the global registration ``target`` of some families while ``callback`` says so."""
+
+    __slots__ = ("name", "families", "kinds", "target", "callback")
+
+    def __init__(self, name: str, families: tuple[int, ...], kinds: Any, target: str, callback: Callable[..., Any]):
+        self.name = name
+        self.families = families
+        self.kinds = kinds
+        self.target = target
+        self.callback = callback
+
+
+_gates: dict[str, Gate] = {}
+
+
+def add_gate(gate: Gate) -> None:
+    """Install a gate; duplicate names raise ``AlreadyExistsError``."""
+    global _gates
+    with _lock:
+        if gate.name in _gates:
+            raise AlreadyExistsError(f"{gate.name} conditional middleware guardrail already exists")
+        _gates = dict(sorted({**_gates, gate.name: gate}.items()))  # evaluated in gate-name order
+        _bump()
+
+
+def remove_gate(name: str) -> bool:
+    """Remove a gate; False when there was none by that name."""
+    global _gates
+    with _lock:
+        if name not in _gates:
+            return False
+        _gates = {k: v for k, v in _gates.items() if k != name}
+        _bump()
+        return True
+
+
+def _gated_global_view() -> View:
+    chains = [table.ordered for table in _global]
+    for gate in tuple(_gates.values()):
+        hit = [family for family in gate.families if gate.target in _global[family].by_name]
+        if not hit:
+            continue
+        try:
+            reason = gate.callback(gate.kinds, gate.target)
+        except Exception as exc:  # a failing gate fails open
+            from nemo_relay._core.publish import report
+
+            report(f"nemo_relay: conditional middleware guardrail {gate.name!r} failed: {type(exc).__name__}: {exc}")
+            continue
+        if reason is not None:
+            for family in hit:
+                chains[family] = tuple(e for e in chains[family] if e.name != gate.target)
+    return _with_flag(chains)
+
+
+def _resolve_gated(frame: ScopeHandle) -> View:
+    owners: list[LocalRegistrations] = []
+    node: ScopeHandle | None = frame
+    while node is not None:
+        local = getattr(node, "_locals", None)
+        if local is not None:
+            owners.append(local)
+        node = node._below
+    view = _gated_global_view()
+    for local in reversed(owners):  # gates never affect scope-local registrations
+        view = _extend(view, local)
+    return view
+
+
+def global_registrations(families: set[int] | None = None) -> list[tuple[int, Entry]]:
+    """Every global registration as ``(family, entry)``, sorted by family then name (gated ones included)."""
+    with _lock:
+        return [
+            (family, table.by_name[name])
+            for family, table in enumerate(_global)
+            if families is None or family in families
+            for name in sorted(table.by_name)
+        ]

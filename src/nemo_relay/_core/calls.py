@@ -1,0 +1,462 @@
+"""⑤ ⑧ Tool and LLM call lifecycles: handles, start and end events, and their publication transforms.
+
+Used by the manual ``call``/``call_end`` verbs and by the managed pipeline. Payloads are copied at
+emission (callers and callbacks may mutate theirs afterwards); sanitize chains run later, on the
+dispatcher, as the event's transform. When nothing would observe an event it is not built at all.
+"""
+
+from __future__ import annotations
+
+from contextvars import copy_context
+
+from nemo_relay._core import args as checks
+from nemo_relay._core import oplog, registry, skills
+from nemo_relay._core.context import current
+from nemo_relay._core.dispatch import publish
+from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
+from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
+from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
+from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.llmctx import LlmSanitizeRequestContext, LlmSanitizeResponseContext
+from nemo_relay._core.publish import Failed, report, resolve, run_json_chain
+from nemo_relay._core.registry import view_of
+from nemo_relay._core.types import LLMAttributes, ToolAttributes
+from nemo_relay._core.values import LLMRequest, ToolExecutionResult
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from typing import Any
+
+    from nemo_relay._core.events import MarkEvent as Mark
+    from nemo_relay._core.registry import View
+    from nemo_relay._core.types import JsonValue
+    from nemo_relay._core.values import PendingMarkSpec
+
+_TOOL_ATTRS = ToolAttributes._NAMES
+_LLM_ATTRS = LLMAttributes._NAMES
+_SUB = registry.SUBSCRIBER
+_TOOL_REQ = registry.TOOL_SANITIZE_REQUEST
+_TOOL_RESP = registry.TOOL_SANITIZE_RESPONSE
+_LLM_REQ = registry.LLM_SANITIZE_REQUEST
+_LLM_RESP = registry.LLM_SANITIZE_RESPONSE
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "anthropic-api-key", "x-goog-api-key"}
+)
+
+
+def end_time(start: int, timestamp: int | None) -> int:
+    """An explicit end time, else now but strictly after ``start`` (at least 1 µs)."""
+    if timestamp is not None:
+        return timestamp
+    now = time_ns()
+    return now if now >= start + ONE_MICROSECOND_NS else start + ONE_MICROSECOND_NS
+
+
+def _merge(base: JsonValue, update: JsonValue) -> JsonValue:
+    if update is None:
+        return base
+    if type(base) is dict and type(update) is dict:
+        return {**base, **update}
+    return update
+
+
+def ok_metadata(handle_metadata: JsonValue, metadata: JsonValue) -> JsonValue:
+    """End metadata of a successful call: start metadata, then the given one, then ``otel.status_code = OK``."""
+    if handle_metadata is None and metadata is None:
+        return {"otel.status_code": "OK"}
+    merged = _merge(metadata, {"otel.status_code": "OK"})
+    if type(merged) is dict:
+        merged.pop("otel.status_description", None)
+    return _merge(handle_metadata, merged)
+
+
+# --- tools ----------------------------------------------------------------------------------------------
+
+
+def tool_profile(handle: ToolHandle) -> dict[str, JsonValue]:
+    """``category_profile`` of a tool event: ``{"tool_call_id": ...}`` or ``{}``."""
+    return {} if handle._tool_call_id is None else {"tool_call_id": handle._tool_call_id}
+
+
+def open_tool(
+    parent: int,
+    name: str,
+    args: JsonValue,
+    attrs: int,
+    data: JsonValue,
+    metadata: JsonValue,
+    tool_call_id: str | None,
+    start: int,
+    view: View,
+    snap: ScopeHandle,
+) -> ToolHandle:
+    """Create a tool handle and emit its start event (plus ``skill.load`` marks)."""
+    handle = ToolHandle(new_id(), name, attrs, parent, data, metadata, start, tool_call_id)
+    listening = view[_SUB]
+    chain = view[_TOOL_REQ]
+    if not listening and not chain:
+        return handle
+    profile: dict[str, JsonValue] = {} if tool_call_id is None else {"tool_call_id": tool_call_id}
+    event = ScopeEvent(
+        handle._id, parent, start, name, "tool", "start", _TOOL_ATTRS[attrs], None if chain else copy_json(args),
+        None if metadata is None else copy_json(metadata), profile, view, copy_context(), snap,
+    )  # fmt: skip
+    if chain:
+        event._xf = _ToolRequest(name, copy_json(args))
+    publish(event)
+    if listening and not (type(metadata) is dict and metadata.get(skills.HANDLED_KEY)):
+        for skill, source in skills.detect(name, args):
+            publish(
+                MarkEvent(
+                    new_id(), handle._id, start, "skill.load", {"skill_name": skill},
+                    {"skill_load_source": source, "tool_name": name}, None, view, copy_context(), snap,
+                )
+            )  # fmt: skip
+    return handle
+
+
+def close_tool(
+    handle: ToolHandle,
+    view: View,
+    snap: ScopeHandle,
+    result: JsonValue,
+    annotation: JsonValue,
+    fallback: JsonValue,
+    metadata: JsonValue,
+    end: int,
+) -> None:
+    """Emit a tool end event; ``result`` is sanitized later, ``fallback`` replaces a null sanitized result."""
+    chain = view[_TOOL_RESP]
+    if not view[_SUB] and not chain:
+        return
+    call_id = handle._tool_call_id
+    profile: dict[str, JsonValue] = {} if call_id is None else {"tool_call_id": call_id}
+    data = None if chain else copy_json(result if result is not None else fallback)
+    event = ScopeEvent(
+        handle._id, handle._parent, end, handle._name, "tool", "end", _TOOL_ATTRS[handle._attrs], data,
+        metadata, profile, view, copy_context(), snap,
+    )  # fmt: skip
+    if chain:
+        event._xf = _ToolResponse(handle._name, copy_json(result), copy_json(fallback))
+    if annotation is not None:
+        profile["tool_result_annotation"] = copy_json(annotation)
+    publish(event)
+
+
+def close_tool_failed(
+    handle: ToolHandle, view: View, snap: ScopeHandle, metadata: JsonValue, end: int | None = None
+) -> None:
+    """Emit the end event of a failed or cancelled managed tool call (no sanitizing, no annotation)."""
+    if not view[_SUB]:
+        return
+    publish(
+        ScopeEvent(
+            handle._id, handle._parent, end_time(handle._start, end), handle._name, "tool", "end",
+            _TOOL_ATTRS[handle._attrs], copy_json(handle._data), metadata, tool_profile(handle), view,
+            copy_context(), snap,
+        )
+    )  # fmt: skip
+
+
+class _ToolRequest:
+    __slots__ = ("name", "args")
+
+    def __init__(self, name: str, args: JsonValue) -> None:
+        self.name = name
+        self.args = args
+
+    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
+        name = self.name
+        try:
+            event._data = run_json_chain(
+                view[_TOOL_REQ], self.args, lambda e, v: e.callback(name, v), loops, "tool sanitizer"
+            )
+        except Failed as failed:
+            event._data = None
+            _log_sanitizer("tool_request_sanitizer_failed", "Tool request", str(failed), tool_name=name)
+
+
+class _ToolResponse:
+    __slots__ = ("name", "result", "fallback")
+
+    def __init__(self, name: str, result: JsonValue, fallback: JsonValue) -> None:
+        self.name = name
+        self.result = result
+        self.fallback = fallback
+
+    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
+        name = self.name
+        try:
+            data = run_json_chain(
+                view[_TOOL_RESP], self.result, lambda e, v: e.callback(name, v), loops, "tool sanitizer"
+            )
+        except Failed as failed:
+            event._data = None  # a failed chain omits the payload; the fallback is not used
+            _log_sanitizer("tool_response_sanitizer_failed", "Tool response", str(failed), tool_name=name)
+            return
+        event._data = self.fallback if data is None else data
+
+
+def _log_sanitizer(kind: str, what: str, sanitizer: str, **fields: object) -> None:
+    oplog.log(
+        "error",
+        "nemo_relay.runtime",
+        kind,
+        f"{what} sanitizer failed; omitting the observability payload",
+        sanitizer=sanitizer,
+        **fields,
+    )
+
+
+def emit_marks(marks: tuple[PendingMarkSpec, ...] | list[PendingMarkSpec], parent: int, first_ts: int,
+               step: int, view: View, snap: ScopeHandle) -> None:  # fmt: skip
+    """Emit pending marks under ``parent`` at ``first_ts``, ``first_ts + step`` ... (invalid ones are dropped)."""
+    if not view[_SUB]:
+        return
+    for index, spec in enumerate(marks):
+        metadata = spec._metadata
+        if spec._severity is not None:
+            if metadata is None:
+                metadata = {}
+            elif type(metadata) is not dict:
+                oplog.log(
+                    "warn",
+                    "nemo_relay.runtime",
+                    "pending_mark_dropped",
+                    "Pending mark dropped: metadata must be a JSON object when severity is provided",
+                    mark_name=spec._name,
+                )
+                continue
+            metadata = {**metadata, SEVERITY_KEY: spec._severity.label}
+        mark: Mark = MarkEvent(
+            new_id(), parent, first_ts + index * step, spec._name, copy_json(spec._data), copy_json(metadata),
+            None if spec._schema is None else dict(spec._schema), view, copy_context(), snap,
+            spec._category, copy_json(spec._profile),  # type: ignore[arg-type]
+        )  # fmt: skip
+        publish(mark)
+
+
+def rejection_mark(parent: int, name: str, reason: str, metadata: JsonValue, view: View, snap: ScopeHandle) -> None:
+    """The mark a managed call emits when a conditional guardrail rejects it."""
+    if view[_SUB]:
+        publish(
+            MarkEvent(
+                new_id(), parent, time_ns(), name, {"rejected": True, "rejection_reason": reason},
+                copy_json(metadata), None, view, copy_context(), snap,
+            )
+        )  # fmt: skip
+
+
+# --- LLM calls ------------------------------------------------------------------------------------------
+
+
+def visible_headers(headers: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """A copy of ``headers`` without credentials (events never carry them)."""
+    return {k: copy_json(v) for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
+def llm_profile(handle: LLMHandle) -> dict[str, JsonValue]:
+    """``category_profile`` of an LLM event: ``{"model_name": ...}`` or ``{}``."""
+    return {} if handle._model_name is None else {"model_name": handle._model_name}
+
+
+def open_llm(
+    parent: int,
+    name: str,
+    request: LLMRequest,
+    attrs: int,
+    data: JsonValue,
+    metadata: JsonValue,
+    model_name: str | None,
+    start: int,
+    view: View,
+    snap: ScopeHandle,
+    codec: object = None,
+) -> LLMHandle:
+    """Create an LLM handle and emit its start event from ``request`` (credentials removed)."""
+    handle = LLMHandle(new_id(), name, attrs, parent, data, metadata, start, model_name, snap)
+    chain = view[_LLM_REQ]
+    if not view[_SUB] and not chain:
+        return handle
+    event = ScopeEvent(
+        handle._id, parent, start, name, "llm", "start", _LLM_ATTRS[attrs], None, copy_json(metadata),
+        llm_profile(handle), view, copy_context(), snap,
+    )  # fmt: skip
+    headers = visible_headers(request._headers)
+    if chain:
+        event._xf = _LlmRequest(headers, copy_json(request._content), codec)
+    else:
+        event._data = {"headers": headers, "content": copy_json(request._content)}
+    publish(event)
+    return handle
+
+
+def close_llm(
+    handle: LLMHandle,
+    view: View,
+    snap: ScopeHandle,
+    response: JsonValue,
+    fallback: JsonValue,
+    metadata: JsonValue,
+    end: int,
+    codec: object = None,
+) -> None:
+    """Emit an LLM end event; a null ``response`` falls back to ``fallback`` before sanitizing."""
+    chain = view[_LLM_RESP]
+    if not view[_SUB] and not chain:
+        return
+    payload = fallback if response is None and fallback is not None else response
+    event = ScopeEvent(
+        handle._id, handle._parent, end, handle._name, "llm", "end", _LLM_ATTRS[handle._attrs], None,
+        metadata, llm_profile(handle), view, copy_context(), snap,
+    )  # fmt: skip
+    if chain:
+        event._xf = _LlmResponse(copy_json(payload), codec)
+    else:
+        event._data = copy_json(payload)
+    publish(event)
+
+
+class _LlmRequest:
+    __slots__ = ("headers", "content", "codec")
+
+    def __init__(self, headers: dict[str, JsonValue], content: JsonValue, codec: object) -> None:
+        self.headers = headers
+        self.content = content
+        self.codec = codec
+
+    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
+        request = LLMRequest._trusted(self.headers, self.content)
+        context = LlmSanitizeRequestContext(self.codec)
+        for entry in view[_LLM_REQ]:
+            try:
+                copy = LLMRequest._trusted(copy_json(request._headers), copy_json(request._content))  # type: ignore[arg-type]
+                output = resolve(entry.callback(copy, context), entry, loops)
+                if output is None:
+                    event._data = None  # omitted on purpose: later sanitizers do not run
+                    return
+                if not isinstance(output, LLMRequest):
+                    raise TypeError(
+                        f"LLM request sanitizer must return LLMRequest or None, got {type(output).__name__}"
+                    )
+            except BaseException as exc:
+                report(f"nemo_relay: Python LLM sanitize request callable failed: {type(exc).__name__}: {exc}")
+                event._data = None
+                return
+            request = output
+        event._data = {"headers": copy_json(request._headers), "content": copy_json(request._content)}
+
+
+class _LlmResponse:
+    __slots__ = ("response", "codec")
+
+    def __init__(self, response: JsonValue, codec: object) -> None:
+        self.response = response
+        self.codec = codec
+
+    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
+        value = self.response
+        context = LlmSanitizeResponseContext(self.codec)
+        for entry in view[_LLM_RESP]:
+            try:
+                output = resolve(entry.callback(copy_json(value), context), entry, loops)
+                if output is None:
+                    event._data = None  # omitted on purpose: later sanitizers do not run
+                    return
+                value = to_json(output)
+            except BaseException as exc:
+                report(f"nemo_relay: Python LLM sanitize response callable failed: {type(exc).__name__}: {exc}")
+                event._data = None
+                return
+        event._data = value
+
+
+# --- the manual verbs -------------------------------------------------------------------------------------
+
+
+def tool_call(
+    name: str,
+    args: object,
+    handle: ScopeHandle | None,
+    attributes: ToolAttributes | None,
+    data: object,
+    metadata: object,
+    tool_call_id: str | None,
+    timestamp: object,
+) -> ToolHandle:
+    """``tools.call``: validate, then open the call under ``handle`` or the current top scope."""
+    name = checks.text(name, "name")
+    if handle is not None:
+        checks.expect(handle, ScopeHandle, "handle")
+    attrs = checks.bits(attributes, ToolAttributes)
+    call_id = checks.optional_text(tool_call_id, "tool_call_id")
+    args_json = to_json(args)
+    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    start = time_ns() if timestamp is None else timestamp_ns(timestamp)
+    top = current()._top
+    parent = top._id if handle is None else handle._id
+    return open_tool(parent, name, args_json, attrs, data_json, metadata_json, call_id, start, view_of(top), top)
+
+
+def tool_call_end(
+    handle: ToolHandle, result: ToolExecutionResult[Any], data: object, metadata: object, timestamp: object
+) -> None:
+    """``tools.call_end``: record the result of a manual tool call (no ``otel.status_code`` is added)."""
+    checks.expect(handle, ToolHandle, "handle")
+    checks.expect(result, ToolExecutionResult, "result")
+    result_json = to_json(result._result)
+    annotation = _optional_json(result._annotation)
+    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    end = None if timestamp is None else timestamp_ns(timestamp)
+    top = current()._top
+    end_ns = end_time(handle._start, end)
+    merged = _merge(handle._metadata, metadata_json)
+    close_tool(handle, view_of(top), top, result_json, annotation, data_json, merged, end_ns)
+
+
+def llm_call(
+    name: str,
+    request: LLMRequest,
+    handle: ScopeHandle | None,
+    attributes: LLMAttributes | None,
+    data: object,
+    metadata: object,
+    model_name: str | None,
+    timestamp: object,
+) -> LLMHandle:
+    """``llm.call``: validate, then open the call; the handle keeps the current stack for the end."""
+    name = checks.text(name, "name")
+    checks.expect(request, LLMRequest, "request")
+    if handle is not None:
+        checks.expect(handle, ScopeHandle, "handle")
+    attrs = checks.bits(attributes, LLMAttributes)
+    model = checks.optional_text(model_name, "model_name")
+    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    start = time_ns() if timestamp is None else timestamp_ns(timestamp)
+    top = current()._top
+    parent = top._id if handle is None else handle._id
+    return open_llm(parent, name, request, attrs, data_json, metadata_json, model, start, view_of(top), top)
+
+
+def llm_call_end(
+    handle: LLMHandle,
+    response: object,
+    data: object,
+    metadata: object,
+    annotated_response: object,
+    response_codec: object,
+    timestamp: object,
+) -> None:
+    """``llm.call_end``: record the response of a manual LLM call (adds ``otel.status_code = OK``)."""
+    checks.expect(handle, LLMHandle, "handle")
+    response_json = to_json(response)
+    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    end = None if timestamp is None else timestamp_ns(timestamp)
+    frame = handle._frame
+    merged = ok_metadata(handle._metadata, metadata_json)
+    end_ns = end_time(handle._start, end)
+    close_llm(handle, view_of(frame), frame, response_json, data_json, merged, end_ns, response_codec)
+
+
+def _optional_json(value: object) -> JsonValue:
+    return None if value is None else to_json(value)

@@ -1,0 +1,654 @@
+"""The spine: the managed tool and LLM pipelines, read top to bottom in the order a call flows.
+
+    ① stack and parent resolved at call time      ⑤ start event (sanitized later, on the dispatcher)
+    ② registrations resolved once (a view)         ⑥ execution intercepts, lowest priority outermost
+    ③ conditional guardrails (may reject)          ⑦ the tool / provider callback
+    ④ request intercepts                           ⑧ end event, then pending marks
+
+Each call runs eagerly on the caller's thread and event loop (``aio.start``): a call whose
+callbacks never suspend completes before ``execute`` returns, and only finished events are handed to
+the dispatcher thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import copy_context
+
+from nemo_relay._core import aio, chain, registry
+from nemo_relay._core.calls import (
+    close_llm,
+    close_tool,
+    close_tool_failed,
+    emit_marks,
+    end_time,
+    ok_metadata,
+    open_llm,
+    open_tool,
+    rejection_mark,
+)
+from nemo_relay._core.context import ScopeStack, _active_event_var, _override_var, current
+from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
+from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
+from nemo_relay._core.ids import ONE_MICROSECOND_NS, time_ns
+from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.policy import (
+    call_llm_execution_intercept,
+    call_llm_stream_intercept,
+    call_tool_execution_intercept,
+    callback_failed,
+    error_metadata,
+    rethrow,
+)
+from nemo_relay._core.propagation import traceparent
+from nemo_relay._core.types import ScopeType
+from nemo_relay._core.values import LLMRequest, ToolExecutionInterceptOutcome, ToolExecutionResult
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from nemo_relay._core.registry import Entry, View
+    from nemo_relay._core.types import JsonValue
+    from nemo_relay._core.values import PendingMarkSpec
+
+_view_of = registry.view_of
+_TOOL_RAW_RESULT = (
+    "tool execution callback must return ToolExecutionResult; return ToolExecutionResult(payload), not a raw dict: "
+)
+_TOOL_RAW_OUTCOME = (
+    "tool execution intercept must return ToolExecutionInterceptOutcome; after await next(args), return "
+    "ToolExecutionInterceptOutcome(result=downstream.result, annotation=downstream.annotation): "
+)
+_INACTIVE = "execution continuation is no longer active"
+
+
+def _merge(base: JsonValue, update: JsonValue) -> JsonValue:
+    if update is None:
+        return base
+    if type(base) is dict and type(update) is dict:
+        return {**base, **update}
+    return update
+
+
+def _cancelled_metadata(handle_metadata: JsonValue, metadata: JsonValue, description: str) -> JsonValue:
+    return _merge(
+        handle_metadata, _merge(metadata, {"otel.status_code": "ERROR", "otel.status_description": description})
+    )
+
+
+def _failed_metadata(handle_metadata: JsonValue, error: BaseException) -> JsonValue:
+    return _merge(handle_metadata, error_metadata(error))
+
+
+def _json_result(value: object) -> JsonValue:
+    try:
+        return to_json(value)
+    except JsonConversionError as exc:
+        raise InternalError(f"ValueError: {exc}") from exc
+
+
+class Call:
+    """What a managed call resolved at call time: its parent, registrations and stack snapshot."""
+
+    __slots__ = ("name", "parent", "view", "top", "metadata", "data", "attrs")
+
+    def __init__(self, name: str, handle: ScopeHandle | None, attrs: int, data: JsonValue, metadata: JsonValue) -> None:
+        top = current()._top  # ①
+        self.name = name
+        self.top = top
+        self.parent = top._id if handle is None else handle._id
+        self.view: View = _view_of(top)  # ②
+        self.attrs = attrs
+        self.data = data
+        self.metadata = metadata
+
+    def emitter(self) -> chain.Emitter:
+        return chain.Emitter(self.parent, self.metadata, self.view, self.top)
+
+
+def start(loop: Any, pipeline: Any) -> Any:
+    """Run a pipeline coroutine eagerly in a private copy of the caller's context."""
+    return aio.start(loop, pipeline, copy_context())
+
+
+# --- tools ----------------------------------------------------------------------------------------------
+
+
+def execute_tool(loop: Any, call: Call, args: JsonValue, func: Callable[..., Any], tool_call_id: str | None) -> Any:
+    """Start a managed tool call; returns an ``asyncio.Future`` of its ``ToolExecutionResult``.
+
+    With no guardrails or intercepts in the view and a sync ``func``, the whole call completes here
+    without creating a coroutine; otherwise ``tool_pipeline`` runs eagerly.
+    """
+    view = call.view
+    if (
+        view[registry.TOOL_CONDITIONAL_EXECUTION]
+        or view[registry.TOOL_REQUEST_INTERCEPT]
+        or view[registry.TOOL_EXECUTION_INTERCEPT]
+    ):
+        return aio.start(loop, tool_pipeline(call, args, func, tool_call_id), copy_context())
+    handle = open_tool(
+        call.parent, call.name, args, call.attrs, call.data, call.metadata, tool_call_id, time_ns(), view, call.top
+    )  # ⑤
+    context = copy_context()
+    future = loop.create_future()
+    try:
+        value = context.run(_invoke, handle._id, func, args)  # ⑦
+        if aio.is_awaitable(value):
+            return aio.start(loop, _await_tool(call, handle, value), context)
+        result, annotation = _tool_result(value)
+    except BaseException as exc:
+        _fail_tool(call, handle, exc)
+        error = callback_failed(exc)
+        if isinstance(error, aio.cancelled_error_type()):
+            future.cancel()
+        else:
+            future.set_exception(error)
+        return future
+    future.set_result(_finish_tool(call, handle, result, annotation, ()))  # ⑧
+    return future
+
+
+def _invoke(active: int, func: Callable[..., Any], argument: Any) -> Any:
+    _active_event_var.set(active)  # runs inside the call's private context
+    return func(argument)
+
+
+async def _await_tool(call: Call, handle: ToolHandle, pending: Any) -> Any:
+    try:
+        result, annotation = _tool_result(await pending)
+    except BaseException as exc:
+        _fail_tool(call, handle, exc)
+        rethrow(exc)
+    return _finish_tool(call, handle, result, annotation, ())
+
+
+async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], tool_call_id: str | None) -> Any:
+    """③ → ⑧ for one managed tool call with middleware; returns the unsanitized ``ToolExecutionResult``."""
+    view, name = call.view, call.name
+    guards = view[registry.TOOL_CONDITIONAL_EXECUTION]
+    if guards:  # ③
+        flow = chain.conditions(guards, call.emitter(), "tool", name, lambda e: e.callback(name, copy_json(args)))
+        reason = await aio.drive_async(flow)
+        if reason is not None:
+            rejection_mark(call.parent, name, reason, call.metadata, view, call.top)
+            raise GuardrailRejectedError(reason)
+    requests = view[registry.TOOL_REQUEST_INTERCEPT]
+    if requests:  # ④
+        args = await aio.drive_async(chain.tool_requests(requests, name, args))
+    handle = open_tool(  # ⑤
+        call.parent, name, args, call.attrs, call.data, call.metadata, tool_call_id, time_ns(), view, call.top
+    )
+    _active_event_var.set(handle._id)  # this context is the call's private copy
+    try:
+        result, annotation, marks = await _ToolChain(view[registry.TOOL_EXECUTION_INTERCEPT], handle, func).run(
+            0, args
+        )  # ⑥ ⑦
+    except BaseException as exc:
+        _fail_tool(call, handle, exc)
+        rethrow(exc)
+    return _finish_tool(call, handle, result, annotation, marks)  # ⑧
+
+
+def _tool_result(value: object) -> tuple[JsonValue, JsonValue]:
+    """Check and convert what a tool callback returned."""
+    if not isinstance(value, ToolExecutionResult):
+        raise InvalidArgumentError(
+            f"{_TOOL_RAW_RESULT}'{type(value).__name__}' object is not an instance of 'ToolExecutionResult'"
+        )
+    annotation = None if value._annotation is None else _json_result(value._annotation)
+    return _json_result(value._result), annotation
+
+
+def _finish_tool(
+    call: Call, handle: ToolHandle, result: JsonValue, annotation: JsonValue, marks: Any
+) -> ToolExecutionResult[JsonValue]:
+    view = call.view
+    if view[registry.SUBSCRIBER] or view[registry.TOOL_SANITIZE_RESPONSE]:  # else nothing would see the end
+        end = end_time(handle._start, None)
+        metadata = ok_metadata(handle._metadata, call.metadata)
+        close_tool(handle, view, call.top, result, annotation, None, metadata, end)
+        if marks:
+            emit_marks(marks, handle._id, end + ONE_MICROSECOND_NS, ONE_MICROSECOND_NS, view, call.top)
+    return ToolExecutionResult(result, annotation)
+
+
+def _fail_tool(call: Call, handle: ToolHandle, exc: BaseException) -> None:
+    if isinstance(exc, aio.cancelled_error_type()):
+        metadata = _cancelled_metadata(handle._metadata, call.metadata, "tool execution cancelled")
+    else:
+        metadata = _failed_metadata(handle._metadata, callback_failed(exc))
+    close_tool_failed(handle, call.view, call.top, metadata)
+
+
+if TYPE_CHECKING:
+    _ToolOutcome = tuple[JsonValue, JsonValue, list[PendingMarkSpec]]  # result, annotation, pending marks
+
+
+class _ToolChain:
+    """The execution intercepts around a tool callback; ``run(i, args)`` runs layer ``i`` and below."""
+
+    __slots__ = ("entries", "handle", "func")
+
+    def __init__(self, entries: tuple[Entry, ...], handle: ToolHandle, func: Callable[..., Any]) -> None:
+        self.entries = entries
+        self.handle = handle
+        self.func = func
+
+    prepare = staticmethod(to_json)  # what ``next(args)`` accepts
+
+    async def run(self, index: int, args: JsonValue) -> _ToolOutcome:
+        if index == len(self.entries):
+            return await self._callback(args)
+        entry = self.entries[index]
+        continuation = _Continuation(self, index + 1, _tool_branch)
+        try:
+            outcome = call_tool_execution_intercept(
+                entry.callback, self.handle._name, args, self.handle._tool_call_id, continuation
+            )
+            if aio.is_awaitable(outcome):
+                outcome = await outcome
+        except BaseException as exc:
+            continuation.settle()
+            rethrow(exc)
+        continuation.settle()
+        if not isinstance(outcome, ToolExecutionInterceptOutcome):
+            raise InvalidArgumentError(
+                f"{_TOOL_RAW_OUTCOME}'{type(outcome).__name__}' object is not an instance of "
+                "'ToolExecutionInterceptOutcome'"
+            )
+        return outcome._result, outcome._annotation, continuation.marks() + list(outcome._marks)
+
+    async def _callback(self, args: JsonValue) -> _ToolOutcome:
+        try:
+            value = self.func(args)
+            if aio.is_awaitable(value):
+                value = await value
+        except BaseException as exc:
+            rethrow(exc)
+        result, annotation = _tool_result(value)
+        return result, annotation, []
+
+
+def _tool_branch(outcome: _ToolOutcome, marks: list[PendingMarkSpec]) -> ToolExecutionResult[JsonValue]:
+    result, annotation, downstream_marks = outcome
+    marks.extend(downstream_marks)
+    return ToolExecutionResult(result, annotation)
+
+
+class _Continuation:
+    """The ``next`` handed to an execution intercept: valid only while the intercept runs.
+
+    Each call runs the layers below in an isolated snapshot of the caller's stack (pushes and pops in
+    one branch are invisible to siblings and to the intercept). Downstream pending marks are kept in
+    call order and prepended to the intercept's own.
+    """
+
+    __slots__ = ("_chain", "_index", "_wrap", "_active", "_calls", "_running")
+
+    def __init__(self, chain_: Any, index: int, wrap: Callable[..., Any]) -> None:
+        self._chain = chain_
+        self._index = index
+        self._wrap = wrap
+        self._active = True
+        self._calls: list[list[Any]] = []
+        self._running: list[Any] = []
+
+    def __call__(self, value: Any) -> Any:
+        if not self._active:
+            raise InvalidArgumentError(_INACTIVE)
+        value = self._chain.prepare(value)
+        marks: list[Any] = []
+        self._calls.append(marks)
+        branch = copy_context()
+        branch.run(_override_var.set, ScopeStack(current()._top))
+        future = aio.start(aio.require_loop("next()"), self._branch(value, marks), branch)
+        if not future.done():
+            self._running.append(future)
+        return future
+
+    async def _branch(self, value: Any, marks: list[Any]) -> Any:
+        try:
+            outcome = await self._chain.run(self._index, value)
+        except aio.cancelled_error_type():
+            if not self._active:  # cancelled because the intercept settled without waiting for us
+                raise InvalidArgumentError(_INACTIVE) from None
+            raise
+        return self._wrap(outcome, marks)
+
+    def settle(self) -> None:
+        """The intercept returned or raised: later and unfinished ``next`` calls fail."""
+        self._active = False
+        for future in self._running:
+            if not future.done():
+                future.cancel()
+
+    def marks(self) -> list[Any]:
+        return [mark for call in self._calls for mark in call]
+
+
+# --- LLM calls ------------------------------------------------------------------------------------------
+
+_AGENT_ID_KEYS = ("codex_subagent_session_id", "subagent_session_id", "subagent_id", "session_id")
+
+
+def _agent_id(frame: ScopeHandle) -> str:
+    metadata = frame._metadata
+    if type(metadata) is dict:
+        for key in _AGENT_ID_KEYS:
+            value = metadata.get(key)
+            if isinstance(value, str):
+                return value
+    return frame._name
+
+
+def with_dynamo_headers(request: LLMRequest, top: ScopeHandle) -> LLMRequest:
+    """Add ``x-dynamo-session-id`` (innermost explicit Agent) and ``x-dynamo-parent-session-id`` (next one)."""
+    agents: list[ScopeHandle] = []
+    frame: ScopeHandle | None = top
+    while frame is not None and frame._below is not None and len(agents) < 2:  # the stack root never counts
+        if frame._type is ScopeType.Agent:
+            agents.append(frame)
+        frame = frame._below
+    if not agents:
+        return request
+    headers = dict(request._headers)
+    headers["x-dynamo-session-id"] = _agent_id(agents[0])
+    if len(agents) > 1:
+        headers["x-dynamo-parent-session-id"] = _agent_id(agents[1])
+    else:
+        headers.pop("x-dynamo-parent-session-id", None)
+    return LLMRequest._trusted(headers, request._content)
+
+
+def with_traceparent(request: LLMRequest, value: str) -> LLMRequest:
+    """Replace any ``traceparent`` header (case-insensitively) with ``value``."""
+    headers = {k: v for k, v in request._headers.items() if k.lower() != "traceparent"}
+    headers["traceparent"] = value
+    return LLMRequest._trusted(headers, request._content)
+
+
+def llm_trace_root(top: ScopeHandle, llm_id: int) -> int:
+    """Trace id of an LLM call: the propagated root, else the first scope under the root, else the call."""
+    from nemo_relay._core.context import bottom_and_first
+
+    bottom, first = bottom_and_first(top)
+    propagated: int | None = getattr(bottom, "_prop_root", None)
+    if propagated is not None:
+        return propagated
+    return first._id if first is not None else llm_id
+
+
+async def prepare_llm_request(call: Call, request: LLMRequest, codec: object) -> chain.RequestChainResult:
+    """③ conditional guardrails and ④ request intercepts (with codec decode/encode) for an LLM call."""
+    view, name = call.view, call.name
+    guards = view[registry.LLM_CONDITIONAL_EXECUTION]
+    if guards:  # ③
+        reason = await aio.drive_async(
+            chain.conditions(guards, call.emitter(), "llm", None, lambda e: e.callback(request))
+        )
+        if reason is not None:
+            rejection_mark(call.parent, name, reason, call.metadata, view, call.top)
+            raise GuardrailRejectedError(reason)
+    annotated = None if codec is None else _decode(codec, request)  # ④
+    requests = view[registry.LLM_REQUEST_INTERCEPT]
+    if requests:
+        prepared = await aio.drive_async(chain.llm_requests(requests, name, request, annotated, codec is not None))
+    else:
+        prepared = chain.RequestChainResult(request, annotated, [])
+    prepared.request = with_dynamo_headers(prepared.request, call.top)
+    if codec is not None:
+        encoded = _encode(codec, prepared.annotated, prepared.request)
+        headers = {**encoded._headers, **prepared.request._headers}  # intercept header edits win
+        prepared.request = LLMRequest._trusted(headers, encoded._content)
+    return prepared
+
+
+def _decode(codec: Any, request: LLMRequest) -> object:
+    annotated = codec.decode(request)
+    if type(annotated).__name__ != "AnnotatedLLMRequest":
+        raise InternalError(
+            f"Codec decode() returned unexpected type (expected AnnotatedLLMRequest): {type(annotated).__name__}"
+        )
+    return annotated
+
+
+def _encode(codec: Any, annotated: object, request: LLMRequest) -> LLMRequest:
+    encoded = codec.encode(annotated, request)
+    if not isinstance(encoded, LLMRequest):
+        raise InternalError(f"Codec encode() returned unexpected type (expected LlmRequest): {type(encoded).__name__}")
+    return encoded
+
+
+async def llm_pipeline(
+    call: Call, request: LLMRequest, func: Callable[..., Any], model_name: str | None, codec: object,
+    response_codec: object,
+) -> JsonValue:  # fmt: skip
+    """③ → ⑧ for one buffered managed LLM call; returns the provider's raw response."""
+    prepared = await prepare_llm_request(call, request, codec)
+    handle = _open(call, prepared, model_name, codec)  # ⑤
+    provider_request = with_traceparent(prepared.request, traceparent(llm_trace_root(call.top, handle._id), handle._id))
+    _active_event_var.set(handle._id)
+    try:
+        response = await _LlmChain(call.view[registry.LLM_EXECUTION_INTERCEPT], handle, func).run(
+            0, provider_request
+        )  # ⑥ ⑦
+    except aio.cancelled_error_type():
+        _close_failed(call, handle, _cancelled_metadata(handle._metadata, call.metadata, "LLM execution cancelled"))
+        raise
+    except BaseException as exc:
+        _close_failed(call, handle, _failed_metadata(handle._metadata, callback_failed(exc)))
+        rethrow(exc)
+    close_llm(  # ⑧
+        handle, call.view, call.top, response, None, ok_metadata(handle._metadata, call.metadata),
+        end_time(handle._start, None), response_codec,
+    )  # fmt: skip
+    return response
+
+
+def _open(call: Call, prepared: chain.RequestChainResult, model_name: str | None, codec: object) -> LLMHandle:
+    start = time_ns()
+    handle = open_llm(
+        call.parent, call.name, prepared.request, call.attrs, call.data, call.metadata, model_name, start,
+        call.view, call.top, codec,
+    )  # fmt: skip
+    if prepared.marks:
+        emit_marks(prepared.marks, handle._id, start + ONE_MICROSECOND_NS, 0, call.view, call.top)
+    return handle
+
+
+def _close_failed(call: Call, handle: LLMHandle, metadata: JsonValue) -> None:
+    close_llm(handle, call.view, call.top, None, handle._data, metadata, end_time(handle._start, None))
+
+
+class _LlmChain:
+    """The execution intercepts around a provider callback (buffered calls)."""
+
+    __slots__ = ("entries", "handle", "func")
+
+    def __init__(self, entries: tuple[Entry, ...], handle: LLMHandle, func: Callable[..., Any]) -> None:
+        self.entries = entries
+        self.handle = handle
+        self.func = func
+
+    @staticmethod
+    def prepare(request: object) -> LLMRequest:
+        if not isinstance(request, LLMRequest):
+            raise TypeError(f"next() expects an LLMRequest, got {type(request).__name__}")
+        return request
+
+    async def run(self, index: int, request: LLMRequest) -> JsonValue:
+        if index == len(self.entries):
+            try:
+                value = self.func(request)
+                if aio.is_awaitable(value):
+                    value = await value
+            except BaseException as exc:
+                rethrow(exc)
+            return _json_result(value)
+        continuation = _Continuation(self, index + 1, _llm_branch)
+        try:
+            value = call_llm_execution_intercept(
+                self.entries[index].callback, self.handle._name, request, None, continuation
+            )
+            if aio.is_awaitable(value):
+                value = await value
+        except BaseException as exc:
+            continuation.settle()
+            rethrow(exc)
+        continuation.settle()
+        return _json_result(value)
+
+
+def _llm_branch(outcome: JsonValue, marks: list[Any]) -> JsonValue:
+    return outcome
+
+
+# --- standalone helpers ---------------------------------------------------------------------------------
+
+
+def run_flow(flow: Any) -> Any:
+    """Run a middleware flow: directly without a running loop, else as an eagerly started future."""
+    loop = aio.running_loop()
+    if loop is None:
+        return aio.drive_sync(flow)
+    return aio.start(loop, aio.drive_async(flow), copy_context())
+
+
+def standalone_call(name: str) -> Call:
+    """A ``Call`` for the standalone helpers: parent = the current top, no metadata."""
+    return Call(name, None, 0, None, None)
+
+
+# --- LLM streams ----------------------------------------------------------------------------------------
+
+
+async def stream_pipeline(
+    call: Call, request: LLMRequest, func: Callable[..., Any], collector: Callable[..., Any],
+    finalizer: Callable[[], Any], model_name: str | None, codec: object,
+) -> Any:  # fmt: skip
+    """③ → ⑥ for a streamed LLM call; returns the ``LlmStream`` that records chunks and the end."""
+    from nemo_relay._core.stream import LlmStream
+
+    prepared = await prepare_llm_request(call, request, codec)
+    handle = _open(call, prepared, model_name, codec)  # ⑤
+    provider_request = with_traceparent(prepared.request, traceparent(llm_trace_root(call.top, handle._id), handle._id))
+    _active_event_var.set(handle._id)
+    streams = _StreamChain(call.view[registry.LLM_STREAM_EXECUTION_INTERCEPT], handle, func)
+    try:
+        source = await streams.run(0, provider_request)  # ⑥ ⑦ (the producer runs as chunks are pulled)
+    except aio.cancelled_error_type():
+        streams.settle()
+        _close_failed(call, handle, _cancelled_metadata(handle._metadata, call.metadata, "LLM execution cancelled"))
+        raise
+    except BaseException as exc:
+        streams.settle()
+        _close_failed(call, handle, _failed_metadata(handle._metadata, callback_failed(exc)))
+        rethrow(exc)
+    # Chunks are pulled in this call's context, so the producer sees the LLM call as its parent.
+    return LlmStream(call, handle, _ContextIterator(source, copy_context()), collector, finalizer, streams.settle)
+
+
+class _StreamChain:
+    """Stream execution intercepts; their ``next`` stays valid until the stream closes."""
+
+    __slots__ = ("entries", "handle", "func", "continuations")
+
+    def __init__(self, entries: tuple[Entry, ...], handle: LLMHandle, func: Callable[..., Any]) -> None:
+        self.entries = entries
+        self.handle = handle
+        self.func = func
+        self.continuations: list[_Continuation] = []
+
+    prepare = staticmethod(_LlmChain.prepare)
+
+    async def run(self, index: int, request: LLMRequest) -> Any:
+        try:
+            if index == len(self.entries):
+                value = self.func(request)
+            else:
+                continuation = _Continuation(self, index + 1, _llm_branch)
+                self.continuations.append(continuation)
+                value = call_llm_stream_intercept(
+                    self.entries[index].callback, self.handle._name, request, None, continuation
+                )
+            if aio.is_awaitable(value) and not hasattr(value, "__anext__"):
+                value = await value
+        except BaseException as exc:
+            rethrow(exc)
+        return value
+
+    def settle(self) -> None:
+        for continuation in self.continuations:
+            continuation.settle()
+
+
+class _ContextIterator:
+    """Pulls chunks from ``source`` with every step of its ``__anext__`` run inside ``context``."""
+
+    __slots__ = ("_source", "_context")
+
+    def __init__(self, source: Any, context: Any) -> None:
+        self._source = source
+        self._context = context
+
+    def __anext__(self) -> Any:
+        return _InContext(self._context.run(lambda: self._source.__anext__()), self._context)
+
+    def aclose(self) -> Any:
+        close = getattr(self._source, "aclose", None)
+        if close is None:
+            return _done()
+        return _InContext(self._context.run(close), self._context)
+
+
+async def _done() -> None:
+    return None
+
+
+class _InContext:
+    """Awaitable that steps another awaitable inside a given context (no token held across a yield)."""
+
+    __slots__ = ("_awaitable", "_context")
+
+    def __init__(self, awaitable: Any, context: Any) -> None:
+        self._awaitable = awaitable
+        self._context = context
+
+    def __await__(self) -> Any:
+        run = self._context.run
+        steps = run(self._awaitable.__await__)
+        sent: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                pending = run(steps.send, sent) if error is None else run(steps.throw, error)
+            except StopIteration as done:
+                return done.value
+            sent, error = None, None
+            try:
+                sent = yield pending
+            except BaseException as exc:
+                error = exc
+
+
+def rejecting(flow: Any) -> Any:
+    """Wrap a conditions flow so a rejection raises ``GuardrailRejectedError`` (standalone helpers)."""
+    reason = yield from flow
+    if reason is not None:
+        raise GuardrailRejectedError(reason)
+    return None
+
+
+def standalone_llm_requests(call: Call, request: LLMRequest) -> Any:
+    """Flow of ``llm.request_intercepts``: chain (no codec), Dynamo headers, then ``traceparent`` if any."""
+    from nemo_relay._core.propagation import capture_traceparent
+    from nemo_relay._core.values import LLMRequestInterceptOutcome
+
+    prepared = yield from chain.llm_requests(call.view[registry.LLM_REQUEST_INTERCEPT], call.name, request, None, False)
+    final = with_dynamo_headers(prepared.request, call.top)
+    with contextlib.suppress(RuntimeError):  # no emitted scope to continue from: leave the header alone
+        final = with_traceparent(final, capture_traceparent())
+    return LLMRequestInterceptOutcome(final, None, prepared.marks)

@@ -1,0 +1,284 @@
+"""Managed LLM streams: one ``llm.chunk`` mark per chunk, the collector, and exactly one end event.
+
+The stream closes its LLM call exactly once, whichever way it ends: exhausted (OK), a producer or
+collector error (ERROR with the exception type), ``aclose()`` or being abandoned by its consumer
+(``break`` then garbage collection: ERROR "stream dropped before clean completion"). The end event
+carries the finalizer's output (the partial response when the stream was cut short). No context
+variable token is held across a ``yield``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import copy_context
+
+from nemo_relay._core import aio, registry
+from nemo_relay._core.calls import close_llm, end_time
+from nemo_relay._core.dispatch import publish
+from nemo_relay._core.errors import JsonConversionError
+from nemo_relay._core.events import MarkEvent
+from nemo_relay._core.ids import new_id, time_ns
+from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.policy import callback_failed, error_metadata
+from nemo_relay._core.publish import report
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+    from typing import Any
+
+    from nemo_relay._core.handles import LLMHandle
+    from nemo_relay._core.managed import Call
+    from nemo_relay._core.types import JsonValue
+
+DROPPED = "stream dropped before clean completion"
+
+
+class LlmStream:
+    """Async iterator over a managed LLM stream's chunks (``async for chunk in stream``).
+
+    Call ``aclose()`` (idempotent) to stop early; the producer is closed and the call is recorded as
+    dropped. Awaiting the stream returns itself.
+    """
+
+    __slots__ = ("_call", "_handle", "_source", "_collector", "_finalizer", "_settle", "_index", "_done", "_loop")
+
+    def __init__(
+        self,
+        call: Call,
+        handle: LLMHandle,
+        source: Any,
+        collector: Callable[[JsonValue], Any],
+        finalizer: Callable[[], Any],
+        settle: Callable[[], None],
+    ) -> None:
+        self._call = call
+        self._handle = handle
+        self._source = source
+        self._collector = collector
+        self._finalizer = finalizer
+        self._settle = settle
+        self._index = 0
+        self._done = False
+        self._loop = aio.running_loop()
+
+    def __aiter__(self) -> LlmStream:
+        return self
+
+    def __await__(self) -> Generator[Any, None, LlmStream]:
+        return _ready(self).__await__()
+
+    async def __anext__(self) -> JsonValue:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._finish(None)
+            raise
+        except aio.cancelled_error_type():
+            await self._close_source()
+            self._finish(DROPPED)
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise callback_failed(exc) from exc
+        try:
+            chunk = to_json(chunk)
+        except JsonConversionError as exc:
+            self._finish(exc)
+            raise
+        self._mark(chunk)
+        try:
+            collected = self._collector(copy_json(chunk))
+            if aio.is_awaitable(collected):
+                await collected
+        except BaseException as exc:
+            await self._close_source()
+            self._finish(exc)
+            raise callback_failed(exc) from exc
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop the stream: close the producer (waiting for it) and record the call as dropped."""
+        if self._done:
+            return
+        await self._close_source()
+        self._finish(DROPPED)
+
+    async def _close_source(self) -> None:
+        close = getattr(self._source, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception as exc:  # a failing producer close must not hide the real outcome
+                report(f"nemo_relay: closing the LLM stream producer failed: {type(exc).__name__}: {exc}")
+
+    def _mark(self, chunk: JsonValue) -> None:
+        call = self._call
+        data = summarize_chunk(chunk)
+        data["chunk_index"] = self._index
+        self._index += 1
+        if call.view[registry.SUBSCRIBER]:
+            publish(
+                MarkEvent(
+                    new_id(), self._handle._id, time_ns(), "llm.chunk", data, None, None, call.view,
+                    copy_context(), call.top,
+                )
+            )  # fmt: skip
+
+    def _finish(self, outcome: BaseException | str | None) -> None:
+        """Record the end exactly once: ``None`` is a clean end, a string a drop, an exception a failure."""
+        if self._done:
+            return
+        self._done = True
+        self._settle()
+        call, handle = self._call, self._handle
+        data = self._final_data()
+        if outcome is None:
+            metadata: JsonValue = {"otel.status_code": "OK"}
+        elif isinstance(outcome, str):
+            metadata = {"otel.status_code": "ERROR", "otel.status_description": outcome}
+        else:
+            metadata = error_metadata(callback_failed(outcome))
+        metadata = _merge(handle._metadata, _merge(call.metadata, metadata))
+        close_llm(handle, call.view, call.top, data, handle._data, metadata, end_time(handle._start, None))
+
+    def _final_data(self) -> JsonValue:
+        try:
+            value = self._finalizer()
+            return to_json(value)
+        except JsonConversionError as exc:
+            report(f"nemo_relay: py_to_json failed in finalizer: ValueError: {exc}")
+        except BaseException as exc:
+            report(f"nemo_relay: Python finalizer callable failed: {type(exc).__name__}: {exc}")
+        return None
+
+    def __del__(self) -> None:
+        # Abandoned without aclose() (e.g. `break` out of `async for`): close the call exactly once.
+        if self._done:
+            return
+        try:
+            self._finish(DROPPED)
+        except Exception:
+            return
+        close = getattr(self._source, "aclose", None)
+        loop = self._loop
+        if close is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_close_later, loop, close)
+
+
+async def _ready(stream: LlmStream) -> LlmStream:
+    return stream
+
+
+def _close_later(loop: Any, close: Callable[[], Any]) -> None:
+    try:
+        awaitable = close()
+    except Exception:
+        return
+    if aio.is_awaitable(awaitable):
+        loop.create_task(_swallow(awaitable))
+
+
+async def _swallow(awaitable: Any) -> None:
+    with contextlib.suppress(Exception):
+        await awaitable
+
+
+def _merge(base: JsonValue, update: JsonValue) -> JsonValue:
+    if update is None:
+        return base
+    if type(base) is dict and type(update) is dict:
+        return {**base, **update}
+    return update
+
+
+# --- chunk summaries --------------------------------------------------------------------------------------
+
+_ANTHROPIC_EVENTS = frozenset(
+    {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+     "message_stop", "ping", "error"}
+)  # fmt: skip
+
+
+def summarize_chunk(chunk: JsonValue) -> dict[str, JsonValue]:
+    """The ``llm.chunk`` mark payload: provider, event type, indices, finish reasons and usage when present."""
+    if type(chunk) is not dict:
+        return {"provider": "unknown"}
+    kind = chunk.get("type")
+    if chunk.get("object") == "chat.completion.chunk" or (kind is None and "choices" in chunk):
+        return _openai_chat(chunk)
+    if isinstance(kind, str) and kind.startswith("response."):
+        return _openai_responses(chunk, kind)
+    if isinstance(kind, str) and kind in _ANTHROPIC_EVENTS:
+        return _anthropic(chunk, kind)
+    return {"provider": "unknown"}
+
+
+def _usage(raw: object, prompt: str, completion: str) -> dict[str, JsonValue] | None:
+    if type(raw) is not dict:
+        return None
+    usage: dict[str, JsonValue] = {}
+    for source, target in (
+        (prompt, "prompt_tokens"),
+        (completion, "completion_tokens"),
+        ("total_tokens", "total_tokens"),
+    ):
+        value = raw.get(source)
+        if type(value) is int:
+            usage[target] = value
+    return usage or None
+
+
+def _openai_chat(chunk: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    data: dict[str, JsonValue] = {"provider": "openai_chat_completions"}
+    if isinstance(chunk.get("object"), str):
+        data["event_type"] = chunk["object"]
+    choices = chunk.get("choices")
+    if type(choices) is list:
+        indices = [c.get("index") for c in choices if type(c) is dict and type(c.get("index")) is int]
+        if indices:
+            data["choice_indices"] = indices
+        reasons = [
+            {"choice_index": c.get("index"), "finish_reason": c["finish_reason"]}
+            for c in choices
+            if type(c) is dict and isinstance(c.get("finish_reason"), str)
+        ]
+        if reasons:
+            data["finish_reasons"] = reasons  # type: ignore[assignment]
+    usage = _usage(chunk.get("usage"), "prompt_tokens", "completion_tokens")
+    if usage:
+        data["usage"] = usage
+    return data
+
+
+def _openai_responses(chunk: dict[str, JsonValue], kind: str) -> dict[str, JsonValue]:
+    data: dict[str, JsonValue] = {"provider": "openai_responses", "event_type": kind}
+    indices = {
+        key: chunk[key] for key in ("output_index", "content_index", "summary_index") if type(chunk.get(key)) is int
+    }
+    if indices:
+        data["indices"] = indices
+    response = chunk.get("response")
+    if type(response) is dict:
+        usage = _usage(response.get("usage"), "input_tokens", "output_tokens")
+        if usage:
+            data["usage"] = usage
+    return data
+
+
+def _anthropic(chunk: dict[str, JsonValue], kind: str) -> dict[str, JsonValue]:
+    data: dict[str, JsonValue] = {"provider": "anthropic_messages", "event_type": kind}
+    if type(chunk.get("index")) is int:
+        data["indices"] = {"index": chunk["index"]}
+    delta = chunk.get("delta")
+    if type(delta) is dict and isinstance(delta.get("stop_reason"), str):
+        data["stop_reason"] = delta["stop_reason"]
+    message = chunk.get("message")
+    raw_usage = chunk.get("usage") if "usage" in chunk else (message.get("usage") if type(message) is dict else None)
+    usage = _usage(raw_usage, "input_tokens", "output_tokens")
+    if usage:
+        data["usage"] = usage
+    return data
