@@ -1,14 +1,19 @@
 """Benchmark workloads, run inside the interpreter under test (ours or the reference wheel's).
 
-Usage: python workloads.py [--quick]   -> prints one JSON object {workload: microseconds per op}
+Usage: python workloads.py [--quick]   -> prints one JSON object {"module": ..., "results": {...}}
 
 Standard library only, and only the public ``nemo_relay`` API, so the same file measures any
-implementation. Each workload runs ``n`` operations and then flushes the dispatcher, so delivery cost
-is amortised into the figure; the best of several repeats is reported.
+implementation. Two kinds of figures, both in microseconds:
+
+* throughput (``µs/op``): ``n`` operations then a dispatcher flush, best of several repeats, so
+  delivery cost is amortised into the figure;
+* latency (``median µs``): the median time of one awaited managed call, measured call by call
+  (delivery happens off the caller's path and shows up only in the tail).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import sys
@@ -16,9 +21,22 @@ import time
 from collections.abc import Callable
 
 import nemo_relay
-from nemo_relay import ScopeType, scope, subscribers
+from nemo_relay import (
+    LLMRequest,
+    ScopeType,
+    ToolExecutionInterceptOutcome,
+    ToolExecutionResult,
+    guardrails,
+    intercepts,
+    llm,
+    scope,
+    subscribers,
+    tools,
+)
 
 Workload = Callable[[int], None]
+
+# --- throughput workloads (sync) -------------------------------------------------------------------------
 
 
 def _scope_push_pop(n: int) -> None:
@@ -66,7 +84,7 @@ def _with_subscriber(body: Workload) -> Workload:
     return run
 
 
-WORKLOADS: dict[str, tuple[Workload, int]] = {
+THROUGHPUT: dict[str, tuple[Workload, int]] = {
     "scope push+pop, no subscriber": (_scope_push_pop, 20_000),
     "scope push+pop, 1 no-op subscriber": (_with_subscriber(_scope_push_pop), 20_000),
     "scope() block, 1 no-op subscriber": (_with_subscriber(_scope_block), 20_000),
@@ -76,7 +94,7 @@ WORKLOADS: dict[str, tuple[Workload, int]] = {
 }
 
 
-def measure(workload: Workload, n: int, repeats: int) -> float:
+def measure_throughput(workload: Workload, n: int, repeats: int) -> float:
     """Best time per operation in microseconds."""
     workload(max(1, n // 10))  # warm up: start the dispatcher, fill caches
     best = float("inf")
@@ -88,14 +106,115 @@ def measure(workload: Workload, n: int, repeats: int) -> float:
     return best / n * 1e6
 
 
+# --- latency workloads (managed calls) -------------------------------------------------------------------
+
+SMALL_ARGS = {"query": "weather in Paris", "limit": 5}
+# About 10 KiB of JSON: 120 records of a typical retrieval result.
+BIG_ARGS = {"items": [{"id": i, "text": "x" * 40, "tags": ["a", "b"]} for i in range(120)]}
+
+
+def _echo_tool(args: object) -> ToolExecutionResult[object]:
+    return ToolExecutionResult({"ok": True})
+
+
+async def _async_echo_tool(args: object) -> ToolExecutionResult[object]:
+    return ToolExecutionResult({"ok": True})
+
+
+def _provider(request: LLMRequest) -> object:
+    return {"id": "resp-1", "choices": [{"message": {"role": "assistant", "content": "Sunny."}}]}
+
+
+REQUEST = LLMRequest(
+    {"content-type": "application/json"},
+    {"model": "bench-model", "messages": [{"role": "user", "content": "What is the weather in Paris?"}]},
+)
+
+
+def _install_four_middleware() -> Callable[[], None]:
+    async def retry_free(name: str, args: object, next_call: Callable[..., object]) -> object:
+        downstream = await next_call(args)  # type: ignore[misc]
+        return ToolExecutionInterceptOutcome(downstream.result, annotation=downstream.annotation)  # type: ignore[attr-defined]
+
+    guardrails.register_tool_conditional_execution("bench-allow", 0, lambda name, args: None)
+    intercepts.register_tool_request("bench-request", 0, False, lambda name, args: args)
+    guardrails.register_tool_sanitize_request("bench-sanitize", 0, lambda name, args: args)
+    intercepts.register_tool_execution("bench-exec", 0, retry_free)
+
+    def remove() -> None:
+        guardrails.deregister_tool_conditional_execution("bench-allow")
+        intercepts.deregister_tool_request("bench-request")
+        guardrails.deregister_tool_sanitize_request("bench-sanitize")
+        intercepts.deregister_tool_execution("bench-exec")
+
+    return remove
+
+
+LatencyCall = Callable[[], object]
+
+LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
+    # name: (one call, needs the 4 middleware, calls)
+    "managed tool call (sync tool), 1 no-op subscriber": (
+        lambda: tools.execute("search", SMALL_ARGS, _echo_tool),
+        False,
+        20_000,
+    ),
+    "managed tool call (async tool), 1 no-op subscriber": (
+        lambda: tools.execute("search", SMALL_ARGS, _async_echo_tool),
+        False,
+        20_000,
+    ),
+    "managed tool call + guardrail, request intercept, sanitizer, execution intercept": (
+        lambda: tools.execute("search", SMALL_ARGS, _echo_tool),
+        True,
+        10_000,
+    ),
+    "managed LLM call, 1 no-op subscriber": (lambda: llm.execute("chat", REQUEST, _provider), False, 20_000),
+    "managed tool call with 10 KiB JSON arguments": (lambda: tools.execute("bulk", BIG_ARGS, _echo_tool), False, 2_000),
+}
+
+
+async def _median_latency(call: LatencyCall, n: int) -> float:
+    clock = time.perf_counter_ns
+    for _ in range(max(50, n // 20)):  # warm up
+        await call()  # type: ignore[misc]
+    await subscribers.flush_async()
+    gc.collect()
+    samples = []
+    for _ in range(n):
+        start = clock()
+        await call()  # type: ignore[misc]
+        samples.append(clock() - start)
+    await subscribers.flush_async()
+    samples.sort()
+    return samples[len(samples) // 2] / 1000
+
+
+def measure_latency(call: LatencyCall, middleware: bool, n: int) -> float:
+    """Median microseconds per awaited managed call, with one no-op subscriber registered."""
+    subscribers.register("bench-noop", _noop)
+    remove = _install_four_middleware() if middleware else None
+    try:
+        return asyncio.run(_median_latency(call, n))
+    finally:
+        if remove is not None:
+            remove()
+        subscribers.deregister("bench-noop")
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     results: dict[str, float | None] = {}
-    for name, (workload, n) in WORKLOADS.items():
+    for name, (workload, n) in THROUGHPUT.items():
         try:
-            results[name] = measure(workload, n // 20 if quick else n, 1 if quick else 5)
+            results[name] = measure_throughput(workload, n // 20 if quick else n, 1 if quick else 5)
         except (AttributeError, NotImplementedError, TypeError):
             results[name] = None  # this implementation lacks the API the workload needs
+    for name, (call, middleware, n) in LATENCY.items():
+        try:
+            results[name] = measure_latency(call, middleware, max(20, n // 40) if quick else n)
+        except (AttributeError, NotImplementedError, TypeError):
+            results[name] = None
     print(json.dumps({"module": nemo_relay.__file__, "results": results}))
     return 0
 

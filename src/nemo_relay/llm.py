@@ -143,8 +143,7 @@ def execute(
     loop = _aio.require_loop("llm.execute()")
     _args.function(func, "func")
     call_, model = _call(name, request, handle, attributes, data, metadata, model_name)
-    pipeline = _managed.llm_pipeline(call_, request, func, model, codec, response_codec)
-    return _managed.start(loop, pipeline)  # type: ignore[no-any-return]
+    return _managed.execute_llm(loop, call_, request, func, model, codec, response_codec)  # type: ignore[no-any-return]
 
 
 def stream_execute(

@@ -133,11 +133,10 @@ def execute(
     attrs = 0 if attributes is None else _args.bits(attributes, ToolAttributes)
     if tool_call_id is not None and type(tool_call_id) is not str:
         tool_call_id = _args.text(tool_call_id, "tool_call_id")
-    args_json = _to_json(args)
     data_json = None if data is None else _to_json(data)
     metadata_json = None if metadata is None else _to_json(metadata)
     call_ = _managed.Call(name, handle, attrs, data_json, metadata_json)
-    return _managed.execute_tool(loop, call_, args_json, func, tool_call_id)  # type: ignore[no-any-return]
+    return _managed.execute_tool(loop, call_, args, func, tool_call_id)  # type: ignore[no-any-return]
 
 
 def request_intercepts(name: str, args: Json) -> Json | Awaitable[Json]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Coroutine as CoroutineABC
 from contextvars import Context
 from types import CoroutineType, GeneratorType
 
@@ -152,37 +153,48 @@ def start(loop: Any, coro: Coroutine[Any, Any, T], context: Context) -> Any:
         else:
             future.set_exception(exc)
         return future
-    return loop.create_task(_resume(coro, pending), context=context)
+    return loop.create_task(_Resumed(coro, pending), context=context)
 
 
-async def _resume(coro: Coroutine[Any, Any, T], pending: Any) -> T:
-    return await _Continue(coro, pending)  # type: ignore[no-any-return]
+class _Resumed(CoroutineABC):  # type: ignore[type-arg]
+    """A half-run coroutine handed to a Task: the first step re-yields what it last yielded.
 
-
-class _Continue:
-    """Awaitable that hands a half-run coroutine back to a Task, starting from what it last yielded."""
+    Being a coroutine itself (not a wrapper ``async def``), it also receives a cancellation that
+    arrives before the task's first step, and passes it into the coroutine where it waits.
+    """
 
     __slots__ = ("_coro", "_pending")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
         self._coro = coro
-        self._pending = pending
+        self._pending: Any = pending
+
+    def send(self, value: Any) -> Any:
+        pending = self._pending
+        if pending is not _STARTED:
+            self._pending = _STARTED
+            return pending
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        pending = self._pending
+        if pending is not _STARTED:
+            self._pending = _STARTED
+            cancel = getattr(pending, "cancel", None)
+            if cancel is not None:  # the task never waited on it: nobody else will cancel it
+                cancel()
+        if val is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self._coro.close()
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._pending
-        while True:
-            try:
-                sent = yield pending
-            except BaseException as exc:  # thrown in by the task: cancellation or an exception
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
+        raise TypeError("a resumed pipeline coroutine is driven by its task only")
+
+
+_STARTED = object()
 
 
 # --- from the dispatcher thread ------------------------------------------------------------------------
@@ -218,7 +230,7 @@ def resolve_blocking(awaitable: Awaitable[T], loops: tuple[Any, ...], context: C
     def submit() -> None:
         loop.create_task(run(), context=context)
 
-    for loop in (*loops, None):
+    for loop in (*(candidate for candidate in loops if candidate is not None), None):
         if loop is None:
             loop = _fallback_loop()
         elif loop.is_closed() or not loop.is_running():

@@ -13,10 +13,11 @@ from nemo_relay._core import args as checks
 from nemo_relay._core import oplog, registry, skills
 from nemo_relay._core.context import current
 from nemo_relay._core.dispatch import publish
+from nemo_relay._core.errors import JsonConversionError
 from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
-from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.jsonconv import Frozen, copy_json, freeze, peek, to_json
 from nemo_relay._core.llmctx import LlmSanitizeRequestContext, LlmSanitizeResponseContext
 from nemo_relay._core.publish import Failed, report, resolve, run_json_chain
 from nemo_relay._core.registry import view_of
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 _TOOL_ATTRS = ToolAttributes._NAMES
 _LLM_ATTRS = LLMAttributes._NAMES
 _SUB = registry.SUBSCRIBER
+_PUB = registry.PUBLICATION  # injectors or event sanitizers: tool and LLM events are processed for them
 _TOOL_REQ = registry.TOOL_SANITIZE_REQUEST
 _TOOL_RESP = registry.TOOL_SANITIZE_RESPONSE
 _LLM_REQ = registry.LLM_SANITIZE_REQUEST
@@ -78,10 +80,21 @@ def tool_profile(handle: ToolHandle) -> dict[str, JsonValue]:
     return {} if handle._tool_call_id is None else {"tool_call_id": handle._tool_call_id}
 
 
+OWNED = -1  # a payload size meaning "this object is private to the event already: no snapshot needed"
+
+
+def _snapshot(value: JsonValue, size: int, frozen: Frozen | None = None) -> Any:
+    if frozen is not None:
+        return frozen
+    return value if size == OWNED else freeze(value, size)
+
+
 def open_tool(
     parent: int,
     name: str,
     args: JsonValue,
+    args_size: int,
+    args_frozen: Frozen | None,
     attrs: int,
     data: JsonValue,
     metadata: JsonValue,
@@ -90,21 +103,26 @@ def open_tool(
     view: View,
     snap: ScopeHandle,
 ) -> ToolHandle:
-    """Create a tool handle and emit its start event (plus ``skill.load`` marks)."""
+    """Create a tool handle and emit its start event (plus ``skill.load`` marks).
+
+    ``args_size`` is the payload size from ``jsonconv.prepare`` (the event takes a snapshot), or
+    ``OWNED`` when ``args`` is a private copy the event may keep.
+    """
     handle = ToolHandle(new_id(), name, attrs, parent, data, metadata, start, tool_call_id)
     listening = view[_SUB]
     chain = view[_TOOL_REQ]
-    if not listening and not chain:
+    if not listening and not chain and not view[_PUB]:  # nobody would see the event
         return handle
     profile: dict[str, JsonValue] = {} if tool_call_id is None else {"tool_call_id": tool_call_id}
+    payload = _snapshot(args, args_size, args_frozen)
     event = ScopeEvent(
-        handle._id, parent, start, name, "tool", "start", _TOOL_ATTRS[attrs], None if chain else copy_json(args),
+        handle._id, parent, start, name, "tool", "start", _TOOL_ATTRS[attrs], None if chain else payload,
         None if metadata is None else copy_json(metadata), profile, view, copy_context(), snap,
     )  # fmt: skip
     if chain:
-        event._xf = _ToolRequest(name, copy_json(args))
+        event._xf = _ToolRequest(name, payload)
     publish(event)
-    if listening and not (type(metadata) is dict and metadata.get(skills.HANDLED_KEY)):
+    if listening and not (type(metadata) is dict and metadata.get(skills.HANDLED_KEY) is True):
         for skill, source in skills.detect(name, args):
             publish(
                 MarkEvent(
@@ -120,24 +138,32 @@ def close_tool(
     view: View,
     snap: ScopeHandle,
     result: JsonValue,
+    result_size: int,
+    result_frozen: Frozen | None,
     annotation: JsonValue,
     fallback: JsonValue,
     metadata: JsonValue,
     end: int,
 ) -> None:
-    """Emit a tool end event; ``result`` is sanitized later, ``fallback`` replaces a null sanitized result."""
+    """Emit a tool end event; ``result`` is sanitized later, ``fallback`` replaces a null sanitized result.
+
+    ``result_size`` is as ``args_size`` of ``open_tool``.
+    """
     chain = view[_TOOL_RESP]
-    if not view[_SUB] and not chain:
+    if not view[_SUB] and not chain and not view[_PUB]:
         return
     call_id = handle._tool_call_id
     profile: dict[str, JsonValue] = {} if call_id is None else {"tool_call_id": call_id}
-    data = None if chain else copy_json(result if result is not None else fallback)
+    if chain:
+        data = None
+    else:  # no sanitizer: a null result is replaced by the fallback right away
+        data = copy_json(fallback) if result is None else _snapshot(result, result_size, result_frozen)
     event = ScopeEvent(
         handle._id, handle._parent, end, handle._name, "tool", "end", _TOOL_ATTRS[handle._attrs], data,
         metadata, profile, view, copy_context(), snap,
     )  # fmt: skip
     if chain:
-        event._xf = _ToolResponse(handle._name, copy_json(result), copy_json(fallback))
+        event._xf = _ToolResponse(handle._name, _snapshot(result, result_size, result_frozen), copy_json(fallback))
     if annotation is not None:
         profile["tool_result_annotation"] = copy_json(annotation)
     publish(event)
@@ -147,7 +173,7 @@ def close_tool_failed(
     handle: ToolHandle, view: View, snap: ScopeHandle, metadata: JsonValue, end: int | None = None
 ) -> None:
     """Emit the end event of a failed or cancelled managed tool call (no sanitizing, no annotation)."""
-    if not view[_SUB]:
+    if not view[_SUB] and not view[_PUB]:
         return
     publish(
         ScopeEvent(
@@ -169,7 +195,7 @@ class _ToolRequest:
         name = self.name
         try:
             event._data = run_json_chain(
-                view[_TOOL_REQ], self.args, lambda e, v: e.callback(name, v), loops, "tool sanitizer"
+                view[_TOOL_REQ], peek(self.args), lambda e, v: e.callback(name, v), loops, "tool sanitizer"
             )
         except Failed as failed:
             event._data = None
@@ -188,13 +214,19 @@ class _ToolResponse:
         name = self.name
         try:
             data = run_json_chain(
-                view[_TOOL_RESP], self.result, lambda e, v: e.callback(name, v), loops, "tool sanitizer"
+                view[_TOOL_RESP], peek(self.result), lambda e, v: e.callback(name, v), loops, "tool sanitizer"
             )
         except Failed as failed:
             event._data = None  # a failed chain omits the payload; the fallback is not used
             _log_sanitizer("tool_response_sanitizer_failed", "Tool response", str(failed), tool_name=name)
             return
         event._data = self.fallback if data is None else data
+
+
+def _described(exc: BaseException) -> str:
+    if isinstance(exc, JsonConversionError):
+        return f"internal error: ValueError: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _log_sanitizer(kind: str, what: str, sanitizer: str, **fields: object) -> None:
@@ -276,17 +308,18 @@ def open_llm(
     """Create an LLM handle and emit its start event from ``request`` (credentials removed)."""
     handle = LLMHandle(new_id(), name, attrs, parent, data, metadata, start, model_name, snap)
     chain = view[_LLM_REQ]
-    if not view[_SUB] and not chain:
+    if not view[_SUB] and not chain and not view[_PUB]:
         return handle
     event = ScopeEvent(
         handle._id, parent, start, name, "llm", "start", _LLM_ATTRS[attrs], None, copy_json(metadata),
         llm_profile(handle), view, copy_context(), snap,
     )  # fmt: skip
     headers = visible_headers(request._headers)
+    # An LLMRequest never hands out its content (its getters copy), so the event may share it.
     if chain:
-        event._xf = _LlmRequest(headers, copy_json(request._content), codec)
+        event._xf = _LlmRequest(headers, request._content, codec)
     else:
-        event._data = {"headers": headers, "content": copy_json(request._content)}
+        event._data = {"headers": headers, "content": request._content}
     publish(event)
     return handle
 
@@ -303,7 +336,7 @@ def close_llm(
 ) -> None:
     """Emit an LLM end event; a null ``response`` falls back to ``fallback`` before sanitizing."""
     chain = view[_LLM_RESP]
-    if not view[_SUB] and not chain:
+    if not view[_SUB] and not chain and not view[_PUB]:
         return
     payload = fallback if response is None and fallback is not None else response
     event = ScopeEvent(
@@ -340,7 +373,8 @@ class _LlmRequest:
                         f"LLM request sanitizer must return LLMRequest or None, got {type(output).__name__}"
                     )
             except BaseException as exc:
-                report(f"nemo_relay: Python LLM sanitize request callable failed: {type(exc).__name__}: {exc}")
+                report(f"nemo_relay: Python LLM sanitize request callable failed: {_described(exc)}")
+                _log_sanitizer("llm_request_sanitizer_failed", "LLM request", entry.name)
                 event._data = None
                 return
             request = output
@@ -365,7 +399,8 @@ class _LlmResponse:
                     return
                 value = to_json(output)
             except BaseException as exc:
-                report(f"nemo_relay: Python LLM sanitize response callable failed: {type(exc).__name__}: {exc}")
+                report(f"nemo_relay: Python LLM sanitize response callable failed: {_described(exc)}")
+                _log_sanitizer("llm_response_sanitizer_failed", "LLM response", entry.name)
                 event._data = None
                 return
         event._data = value
@@ -395,7 +430,8 @@ def tool_call(
     start = time_ns() if timestamp is None else timestamp_ns(timestamp)
     top = current()._top
     parent = top._id if handle is None else handle._id
-    return open_tool(parent, name, args_json, attrs, data_json, metadata_json, call_id, start, view_of(top), top)
+    view = view_of(top)
+    return open_tool(parent, name, args_json, OWNED, None, attrs, data_json, metadata_json, call_id, start, view, top)
 
 
 def tool_call_end(
@@ -411,7 +447,7 @@ def tool_call_end(
     top = current()._top
     end_ns = end_time(handle._start, end)
     merged = _merge(handle._metadata, metadata_json)
-    close_tool(handle, view_of(top), top, result_json, annotation, data_json, merged, end_ns)
+    close_tool(handle, view_of(top), top, result_json, OWNED, None, annotation, data_json, merged, end_ns)
 
 
 def llm_call(

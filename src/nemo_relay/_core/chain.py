@@ -53,10 +53,17 @@ class Emitter:
 
 
 def _unexpected_verdict(kind: str, verdict: object) -> InternalError:
+    label = "LLM" if kind == "llm" else kind
     return InternalError(
-        f"{kind} conditional guardrail returned unexpected type: TypeError: "
-        f"'{type(verdict).__name__}' object is not an instance of 'str'"
+        f"{label} conditional guardrail returned unexpected type: TypeError: {_not_instance(verdict, 'str')}"
     )
+
+
+def _not_instance(value: object, expected: str) -> str:
+    # The reference's wording: "'None' is not ..." for None, "'int' object is not ..." otherwise.
+    if value is None:
+        return f"'None' is not an instance of '{expected}'"
+    return f"'{type(value).__name__}' object is not an instance of '{expected}'"
 
 
 def conditions(
@@ -133,7 +140,7 @@ def llm_requests(
         if not isinstance(outcome, LLMRequestInterceptOutcome):
             raise InternalError(
                 "LLM request intercept must return LLMRequestInterceptOutcome: "
-                f"'{type(outcome).__name__}' object is not an instance of 'LLMRequestInterceptOutcome'"
+                + _not_instance(outcome, "LLMRequestInterceptOutcome")
             )
         if codec_active:
             if outcome._request._content != request._content:

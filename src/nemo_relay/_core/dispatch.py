@@ -92,12 +92,12 @@ _last_drop_report = 0.0
 
 def publish(event: ScopeEvent | MarkEvent) -> None:
     """Queue ``event`` for delivery; O(1), never blocks, never raises."""
+    # Where async sanitizers of this event should run (only looked up when it can matter).
+    event._loop = _running_loop() if event._xf is not None or event._view[_PUBLICATION] else None  # type: ignore[index]
     nested = _nested_sink_get()
     if nested is not None:  # emitted by a transform or sanitizer: goes right after the event in process
         nested.append(event)
         return
-    if event._xf is not None or event._view[_PUBLICATION]:  # type: ignore[index]
-        event._loop = _running_loop()  # where async sanitizers of this event should run
     if len(_queue) >= _capacity:
         _drop()
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextvars import Context
 
 from nemo_relay._core.ids import id_str, rfc3339
-from nemo_relay._core.jsonconv import copy_json
+from nemo_relay._core.jsonconv import copy_json, peek, thaw
 from nemo_relay._core.types import JsonValue, LogSeverity
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
@@ -109,7 +109,7 @@ class _Event:
     @property
     def data(self) -> JsonValue:
         """Application payload (scope input/output, tool args/result, mark data); a copy."""
-        return copy_json(self._data)
+        return thaw(self._data)
 
     @property
     def metadata(self) -> JsonValue:
@@ -210,7 +210,7 @@ class ScopeEvent(_Event):
             "attributes": list(self._attrs),
             "category": self._category,
             "category_profile": self._profile,
-            "data": self._data,
+            "data": peek(self._data),
             "data_schema": self._schema,
             "kind": "scope",
             "metadata": self._metadata,
@@ -277,7 +277,7 @@ class MarkEvent(_Event):
             "atof_version": ATOF_VERSION,
             "category": self._category,
             "category_profile": self._profile,
-            "data": self._data,
+            "data": peek(self._data),
             "data_schema": self._schema,
             "kind": "mark",
             "metadata": self._metadata,

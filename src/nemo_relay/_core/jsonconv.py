@@ -137,3 +137,114 @@ def copy_json(value: JsonValue) -> JsonValue:
                 return [copy_json(v) for v in value]  # type: ignore[union-attr]
         return value.copy()  # type: ignore[union-attr]
     return value
+
+
+# --- payloads on the managed hot path ------------------------------------------------------------------
+#
+# A managed call validates its arguments and result synchronously, but does not copy what is already
+# plain JSON: the callback and the caller keep working with their own objects. Events need a snapshot
+# taken at emission; small payloads are copied, larger ones are frozen with ``marshal`` (a C-speed
+# deep copy) and thawed only when someone reads them.
+
+FREEZE_ABOVE = 48  # containers + items above which a snapshot is frozen rather than copied
+
+
+def plain_size(value: object, depth: int = 0) -> int:
+    """Size (containers + items) of ``value`` if it is already plain JSON with exact types, else -1.
+
+    Plain means: dicts with ``str`` keys, lists, strings, booleans, None, ints in range and finite
+    floats, nested at most ``MAX_DEPTH`` deep (which also stops at cycles).
+    """
+    t = type(value)
+    if t is dict:
+        if depth >= MAX_DEPTH:
+            return -1
+        size = 1 + len(value)  # type: ignore[arg-type]
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return -1
+            ti = type(item)
+            if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
+                continue
+            inner = plain_size(item, depth + 1)
+            if inner < 0:
+                return -1
+            size += inner - 1
+        return size
+    if t is list:
+        if depth >= MAX_DEPTH:
+            return -1
+        size = 1 + len(value)  # type: ignore[arg-type]
+        for item in value:  # type: ignore[attr-defined]
+            ti = type(item)
+            if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
+                continue
+            inner = plain_size(item, depth + 1)
+            if inner < 0:
+                return -1
+            size += inner - 1
+        return size
+    if t is str or t is bool or value is None or (t is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
+        return 1
+    if t is float:
+        return 1 if value - value == 0.0 else -1  # type: ignore[operator]
+    return -1
+
+
+def own(value: object) -> tuple[JsonValue, Frozen | None, int]:
+    """A private JSON copy of ``value`` (the caller keeps theirs), a frozen snapshot if one was made, and its size.
+
+    Large plain payloads are copied through a ``Frozen`` blob, which then also serves as the event
+    snapshot, so a 10 KiB argument costs one validation walk and one C-speed round trip.
+    """
+    size = plain_size(value)
+    if size < 0:
+        private = to_json(value)  # converted: already a private copy
+        return private, None, plain_size(private)
+    if size <= FREEZE_ABOVE:
+        return copy_json(value), None, size  # type: ignore[arg-type]
+    frozen = Frozen(value)  # type: ignore[arg-type]
+    return frozen.thaw(), frozen, size
+
+
+def snapshot(value: JsonValue, frozen: Frozen | None, size: int) -> JsonValue | Frozen:
+    """The event's own copy of a payload prepared by ``own``."""
+    return frozen if frozen is not None else freeze(value, size)
+
+
+class Frozen:
+    """An immutable snapshot of a large JSON payload; ``thaw()`` returns a fresh copy."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, value: JsonValue) -> None:
+        import marshal  # deferred: only large payloads need it
+
+        self.blob = marshal.dumps(value)
+
+    def thaw(self) -> JsonValue:
+        """A new deep copy of the payload."""
+        import marshal
+
+        return marshal.loads(self.blob)  # type: ignore[no-any-return]
+
+
+def freeze(value: JsonValue, size: int) -> JsonValue | Frozen:
+    """A snapshot of ``value`` for an event: a copy when small, a ``Frozen`` blob when large."""
+    if size <= FREEZE_ABOVE:
+        return copy_json(value)
+    return Frozen(value)
+
+
+def thaw(value: JsonValue | Frozen) -> JsonValue:
+    """A fresh copy of an event payload (frozen or not)."""
+    if type(value) is Frozen:
+        return value.thaw()
+    return copy_json(value)  # type: ignore[arg-type]
+
+
+def peek(value: JsonValue | Frozen) -> JsonValue:
+    """The payload value for reading only (no copy unless it is frozen)."""
+    if type(value) is Frozen:
+        return value.thaw()
+    return value  # type: ignore[return-value]

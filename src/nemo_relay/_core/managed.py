@@ -27,11 +27,11 @@ from nemo_relay._core.calls import (
     open_tool,
     rejection_mark,
 )
-from nemo_relay._core.context import ScopeStack, _active_event_var, _override_var, current
+from nemo_relay._core.context import ScopeStack, _active_event_var, _override_var, bottom_and_first, current
 from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, time_ns
-from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.jsonconv import Frozen, copy_json, own, plain_size, to_json
 from nemo_relay._core.policy import (
     call_llm_execution_intercept,
     call_llm_stream_intercept,
@@ -89,6 +89,13 @@ def _json_result(value: object) -> JsonValue:
         raise InternalError(f"ValueError: {exc}") from exc
 
 
+def _owned_result(value: object) -> tuple[JsonValue, Frozen | None, int]:
+    try:
+        return own(value)
+    except JsonConversionError as exc:
+        raise InternalError(f"ValueError: {exc}") from exc
+
+
 class Call:
     """What a managed call resolved at call time: its parent, registrations and stack snapshot."""
 
@@ -116,29 +123,31 @@ def start(loop: Any, pipeline: Any) -> Any:
 # --- tools ----------------------------------------------------------------------------------------------
 
 
-def execute_tool(loop: Any, call: Call, args: JsonValue, func: Callable[..., Any], tool_call_id: str | None) -> Any:
+def execute_tool(loop: Any, call: Call, args: object, func: Callable[..., Any], tool_call_id: str | None) -> Any:
     """Start a managed tool call; returns an ``asyncio.Future`` of its ``ToolExecutionResult``.
 
     With no guardrails or intercepts in the view and a sync ``func``, the whole call completes here
     without creating a coroutine; otherwise ``tool_pipeline`` runs eagerly.
     """
     view = call.view
+    private, frozen, size = own(args)  # validated now; callbacks get a private copy, the caller keeps its own
     if (
         view[registry.TOOL_CONDITIONAL_EXECUTION]
         or view[registry.TOOL_REQUEST_INTERCEPT]
         or view[registry.TOOL_EXECUTION_INTERCEPT]
     ):
-        return aio.start(loop, tool_pipeline(call, args, func, tool_call_id), copy_context())
+        return aio.start(loop, tool_pipeline(call, private, func, tool_call_id), copy_context())
     handle = open_tool(
-        call.parent, call.name, args, call.attrs, call.data, call.metadata, tool_call_id, time_ns(), view, call.top
-    )  # ⑤
+        call.parent, call.name, private, size, frozen, call.attrs, call.data, call.metadata, tool_call_id,
+        time_ns(), view, call.top,
+    )  # fmt: skip  # ⑤
     context = copy_context()
     future = loop.create_future()
     try:
-        value = context.run(_invoke, handle._id, func, args)  # ⑦
+        value = context.run(_invoke, handle._id, func, private)  # ⑦
         if aio.is_awaitable(value):
             return aio.start(loop, _await_tool(call, handle, value), context)
-        result, annotation = _tool_result(value)
+        outcome = _tool_result(value)
     except BaseException as exc:
         _fail_tool(call, handle, exc)
         error = callback_failed(exc)
@@ -147,7 +156,7 @@ def execute_tool(loop: Any, call: Call, args: JsonValue, func: Callable[..., Any
         else:
             future.set_exception(error)
         return future
-    future.set_result(_finish_tool(call, handle, result, annotation, ()))  # ⑧
+    future.set_result(_finish_tool(call, handle, outcome, ()))  # ⑧
     return future
 
 
@@ -158,11 +167,11 @@ def _invoke(active: int, func: Callable[..., Any], argument: Any) -> Any:
 
 async def _await_tool(call: Call, handle: ToolHandle, pending: Any) -> Any:
     try:
-        result, annotation = _tool_result(await pending)
+        outcome = _tool_result(await pending)
     except BaseException as exc:
         _fail_tool(call, handle, exc)
         rethrow(exc)
-    return _finish_tool(call, handle, result, annotation, ())
+    return _finish_tool(call, handle, outcome, ())
 
 
 async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], tool_call_id: str | None) -> Any:
@@ -179,8 +188,9 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
     if requests:  # ④
         args = await aio.drive_async(chain.tool_requests(requests, name, args))
     handle = open_tool(  # ⑤
-        call.parent, name, args, call.attrs, call.data, call.metadata, tool_call_id, time_ns(), view, call.top
-    )
+        call.parent, name, args, plain_size(args), None, call.attrs, call.data, call.metadata, tool_call_id, time_ns(),
+        view, call.top,
+    )  # fmt: skip
     _active_event_var.set(handle._id)  # this context is the call's private copy
     try:
         result, annotation, marks = await _ToolChain(view[registry.TOOL_EXECUTION_INTERCEPT], handle, func).run(
@@ -189,27 +199,31 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
     except BaseException as exc:
         _fail_tool(call, handle, exc)
         rethrow(exc)
-    return _finish_tool(call, handle, result, annotation, marks)  # ⑧
+    # The outcome's result is a private conversion; the event still snapshots it before the caller sees it.
+    return _finish_tool(call, handle, (result, None, plain_size(result), annotation), marks)  # ⑧
 
 
-def _tool_result(value: object) -> tuple[JsonValue, JsonValue]:
+def _tool_result(value: object) -> tuple[JsonValue, Frozen | None, int, JsonValue]:
     """Check and convert what a tool callback returned."""
     if not isinstance(value, ToolExecutionResult):
         raise InvalidArgumentError(
             f"{_TOOL_RAW_RESULT}'{type(value).__name__}' object is not an instance of 'ToolExecutionResult'"
         )
     annotation = None if value._annotation is None else _json_result(value._annotation)
-    return _json_result(value._result), annotation
+    result, frozen, size = _owned_result(value._result)
+    return result, frozen, size, annotation
 
 
 def _finish_tool(
-    call: Call, handle: ToolHandle, result: JsonValue, annotation: JsonValue, marks: Any
+    call: Call, handle: ToolHandle, outcome: tuple[JsonValue, Frozen | None, int, JsonValue], marks: Any
 ) -> ToolExecutionResult[JsonValue]:
+    """Record the end (and pending marks) of a successful call; the caller gets a private result."""
+    result, frozen, size, annotation = outcome
     view = call.view
-    if view[registry.SUBSCRIBER] or view[registry.TOOL_SANITIZE_RESPONSE]:  # else nothing would see the end
+    if view[registry.SUBSCRIBER] or view[registry.TOOL_SANITIZE_RESPONSE] or view[registry.PUBLICATION]:
         end = end_time(handle._start, None)
         metadata = ok_metadata(handle._metadata, call.metadata)
-        close_tool(handle, view, call.top, result, annotation, None, metadata, end)
+        close_tool(handle, view, call.top, result, size, frozen, annotation, None, metadata, end)
         if marks:
             emit_marks(marks, handle._id, end + ONE_MICROSECOND_NS, ONE_MICROSECOND_NS, view, call.top)
     return ToolExecutionResult(result, annotation)
@@ -268,7 +282,7 @@ class _ToolChain:
                 value = await value
         except BaseException as exc:
             rethrow(exc)
-        result, annotation = _tool_result(value)
+        result, _, _, annotation = _tool_result(value)
         return result, annotation, []
 
 
@@ -372,8 +386,6 @@ def with_traceparent(request: LLMRequest, value: str) -> LLMRequest:
 
 def llm_trace_root(top: ScopeHandle, llm_id: int) -> int:
     """Trace id of an LLM call: the propagated root, else the first scope under the root, else the call."""
-    from nemo_relay._core.context import bottom_and_first
-
     bottom, first = bottom_and_first(top)
     propagated: int | None = getattr(bottom, "_prop_root", None)
     if propagated is not None:
@@ -422,11 +434,74 @@ def _encode(codec: Any, annotated: object, request: LLMRequest) -> LLMRequest:
     return encoded
 
 
+def execute_llm(
+    loop: Any, call: Call, request: LLMRequest, func: Callable[..., Any], model_name: str | None, codec: object,
+    response_codec: object,
+) -> Any:  # fmt: skip
+    """Start a managed LLM call; returns an ``asyncio.Future`` of the provider's raw response.
+
+    With no guardrails, intercepts or codec and a sync provider the call completes here without a
+    coroutine; otherwise ``llm_pipeline`` runs eagerly.
+    """
+    view = call.view
+    if (
+        codec is not None
+        or view[registry.LLM_CONDITIONAL_EXECUTION]
+        or view[registry.LLM_REQUEST_INTERCEPT]
+        or view[registry.LLM_EXECUTION_INTERCEPT]
+    ):
+        return aio.start(loop, llm_pipeline(call, request, func, model_name, codec, response_codec), copy_context())
+    request = with_dynamo_headers(request, call.top)  # ④ (no intercepts)
+    handle = _open(call, chain.RequestChainResult(request, None, []), model_name, None)  # ⑤
+    provider_request = with_traceparent(request, traceparent(llm_trace_root(call.top, handle._id), handle._id))
+    context = copy_context()
+    future = loop.create_future()
+    try:
+        value = context.run(_invoke, handle._id, func, provider_request)  # ⑦
+        if aio.is_awaitable(value):
+            return aio.start(loop, _await_llm(call, handle, value, response_codec), context)
+        response = _json_result(value)
+    except BaseException as exc:
+        _fail_llm(call, handle, exc)
+        error = callback_failed(exc)
+        if isinstance(error, aio.cancelled_error_type()):
+            future.cancel()
+        else:
+            future.set_exception(error)
+        return future
+    _finish_llm(call, handle, response, response_codec)  # ⑧
+    future.set_result(response)
+    return future
+
+
+async def _await_llm(call: Call, handle: LLMHandle, pending: Any, response_codec: object) -> JsonValue:
+    try:
+        response = _json_result(await pending)
+    except BaseException as exc:
+        _fail_llm(call, handle, exc)
+        rethrow(exc)
+    _finish_llm(call, handle, response, response_codec)
+    return response
+
+
+def _finish_llm(call: Call, handle: LLMHandle, response: JsonValue, response_codec: object) -> None:
+    metadata = ok_metadata(handle._metadata, call.metadata)
+    close_llm(handle, call.view, call.top, response, None, metadata, end_time(handle._start, None), response_codec)
+
+
+def _fail_llm(call: Call, handle: LLMHandle, exc: BaseException) -> None:
+    if isinstance(exc, aio.cancelled_error_type()):
+        metadata = _cancelled_metadata(handle._metadata, call.metadata, "LLM execution cancelled")
+    else:
+        metadata = _failed_metadata(handle._metadata, callback_failed(exc))
+    _close_failed(call, handle, metadata)
+
+
 async def llm_pipeline(
     call: Call, request: LLMRequest, func: Callable[..., Any], model_name: str | None, codec: object,
     response_codec: object,
 ) -> JsonValue:  # fmt: skip
-    """③ → ⑧ for one buffered managed LLM call; returns the provider's raw response."""
+    """③ → ⑧ for one buffered managed LLM call with middleware or a codec; returns the raw response."""
     prepared = await prepare_llm_request(call, request, codec)
     handle = _open(call, prepared, model_name, codec)  # ⑤
     provider_request = with_traceparent(prepared.request, traceparent(llm_trace_root(call.top, handle._id), handle._id))
@@ -435,16 +510,10 @@ async def llm_pipeline(
         response = await _LlmChain(call.view[registry.LLM_EXECUTION_INTERCEPT], handle, func).run(
             0, provider_request
         )  # ⑥ ⑦
-    except aio.cancelled_error_type():
-        _close_failed(call, handle, _cancelled_metadata(handle._metadata, call.metadata, "LLM execution cancelled"))
-        raise
     except BaseException as exc:
-        _close_failed(call, handle, _failed_metadata(handle._metadata, callback_failed(exc)))
+        _fail_llm(call, handle, exc)
         rethrow(exc)
-    close_llm(  # ⑧
-        handle, call.view, call.top, response, None, ok_metadata(handle._metadata, call.metadata),
-        end_time(handle._start, None), response_codec,
-    )  # fmt: skip
+    _finish_llm(call, handle, response, response_codec)  # ⑧
     return response
 
 
@@ -476,7 +545,7 @@ class _LlmChain:
     @staticmethod
     def prepare(request: object) -> LLMRequest:
         if not isinstance(request, LLMRequest):
-            raise TypeError(f"next() expects an LLMRequest, got {type(request).__name__}")
+            raise TypeError(f"'{type(request).__name__}' object is not an instance of 'LLMRequest'")
         return request
 
     async def run(self, index: int, request: LLMRequest) -> JsonValue:

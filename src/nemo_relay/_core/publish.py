@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from nemo_relay._core import aio, oplog, registry
 from nemo_relay._core.context import _override_var, _publication_callback_var
 from nemo_relay._core.errors import JsonConversionError
-from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.jsonconv import copy_json, thaw, to_json
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ def process(event: Event, view: View, snap: ScopeHandle | None, loops: tuple[Any
         event._xf = None
         transform.apply(event, view, loops)
     subscribers = view[registry.SUBSCRIBER]
-    if subscribers:
+    # Plain events reach here only when someone subscribes; tool and LLM events always do.
+    if subscribers or event._category in _ALWAYS_PROCESSED:
         if view[registry.EVENT_METADATA_INJECTOR]:
             _inject(event, view[registry.EVENT_METADATA_INJECTOR], loops)
         chain = view[_sanitizer_family(event)]
@@ -112,6 +113,9 @@ def reset_counters() -> None:
     _subscriber_errors = 0
 
 
+_ALWAYS_PROCESSED = frozenset(("tool", "llm"))
+
+
 def _sanitizer_family(event: Event) -> int:
     if event.kind == "mark":
         return registry.MARK_SANITIZE
@@ -122,13 +126,18 @@ def _sanitizer_family(event: Event) -> int:
 
 
 def _inject(event: Event, injectors: tuple[Entry, ...], loops: tuple[Any, ...]) -> None:
-    metadata = event._metadata
-    if metadata is not None and type(metadata) is not dict:
-        return  # non-object metadata cannot take attributes
-    added: dict[str, JsonValue] = {}
+    if event._metadata is not None and type(event._metadata) is not dict:
+        oplog.log(
+            "warn",
+            "nemo_relay.runtime",
+            "event_metadata_injector_non_object_metadata",
+            "Event metadata is not a JSON object; skipping metadata injection",
+            event_name=event._name,
+        )
+        return
     for entry in injectors:
         try:
-            output = resolve(entry.callback(event), entry, loops)
+            output = to_json(resolve(entry.callback(event), entry, loops))  # tuples become lists, NaN null
         except BaseException as exc:
             _injector_log("event_metadata_injector_failed", entry, event, f"Event metadata injector failed: {exc}")
             continue
@@ -141,11 +150,10 @@ def _inject(event: Event, injectors: tuple[Entry, ...], loops: tuple[Any, ...]) 
                 f"Event metadata injector returned invalid attributes; omitting them: {problem}",
             )
             continue
-        for key, value in output.items():
-            if (metadata is None or key not in metadata) and key not in added:
-                added[key] = copy_json(value)  # insert-only: the first writer wins
-    if added:
-        event._metadata = {**(metadata or {}), **added}
+        metadata = event._metadata
+        fresh = {key: value for key, value in output.items() if metadata is None or key not in metadata}  # type: ignore[union-attr]
+        if fresh:  # insert-only: the first writer wins; later injectors see what earlier ones added
+            event._metadata = {**(metadata or {}), **fresh}
 
 
 def _injector_log(kind: str, entry: Entry, event: Event, message: str) -> None:
@@ -175,7 +183,7 @@ def _valid_attribute(value: object) -> bool:
     if isinstance(value, int):
         return -(2**63) <= value < 2**63
     if isinstance(value, float):
-        return True
+        return value - value == 0.0  # finite
     if isinstance(value, list):
         if all(isinstance(v, bool) for v in value) or all(isinstance(v, str) for v in value):
             return True
@@ -189,7 +197,7 @@ def _valid_attribute(value: object) -> bool:
 def _sanitize(event: Event, chain: tuple[Entry, ...], loops: tuple[Any, ...]) -> None:
     for entry in chain:
         fields = {
-            "data": copy_json(event._data),
+            "data": thaw(event._data),
             "category_profile": copy_json(event._profile),
             "metadata": copy_json(event._metadata),
         }

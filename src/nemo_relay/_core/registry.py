@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from nemo_relay._core.aio import running_loop
-from nemo_relay._core.errors import AlreadyExistsError
+from nemo_relay._core.errors import AlreadyExistsError, InvalidArgumentError
 from nemo_relay._core.handles import ScopeHandle
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
@@ -301,6 +301,8 @@ _gates: dict[str, Gate] = {}
 def add_gate(gate: Gate) -> None:
     """Install a gate; duplicate names raise ``AlreadyExistsError``."""
     global _gates
+    if not gate.families:
+        raise InvalidArgumentError("conditional middleware guardrail kinds must not be empty")
     with _lock:
         if gate.name in _gates:
             raise AlreadyExistsError(f"{gate.name} conditional middleware guardrail already exists")

@@ -15,7 +15,7 @@ from contextvars import copy_context
 from nemo_relay._core import aio, registry
 from nemo_relay._core.calls import close_llm, end_time
 from nemo_relay._core.dispatch import publish
-from nemo_relay._core.errors import JsonConversionError
+from nemo_relay._core.errors import InternalError, JsonConversionError
 from nemo_relay._core.events import MarkEvent
 from nemo_relay._core.ids import new_id, time_ns
 from nemo_relay._core.jsonconv import copy_json, to_json
@@ -86,8 +86,10 @@ class LlmStream:
         try:
             chunk = to_json(chunk)
         except JsonConversionError as exc:
-            self._finish(exc)
-            raise
+            error = InternalError(f"ValueError: {exc}")
+            await self._close_source()
+            self._finish(error)
+            raise error from exc
         self._mark(chunk)
         try:
             collected = self._collector(copy_json(chunk))
@@ -199,7 +201,7 @@ def _merge(base: JsonValue, update: JsonValue) -> JsonValue:
 
 _ANTHROPIC_EVENTS = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
-     "message_stop", "ping", "error"}
+     "message_stop", "ping"}
 )  # fmt: skip
 
 
@@ -208,7 +210,7 @@ def summarize_chunk(chunk: JsonValue) -> dict[str, JsonValue]:
     if type(chunk) is not dict:
         return {"provider": "unknown"}
     kind = chunk.get("type")
-    if chunk.get("object") == "chat.completion.chunk" or (kind is None and "choices" in chunk):
+    if chunk.get("object") == "chat.completion.chunk":
         return _openai_chat(chunk)
     if isinstance(kind, str) and kind.startswith("response."):
         return _openai_responses(chunk, kind)
@@ -217,38 +219,45 @@ def summarize_chunk(chunk: JsonValue) -> dict[str, JsonValue]:
     return {"provider": "unknown"}
 
 
-def _usage(raw: object, prompt: str, completion: str) -> dict[str, JsonValue] | None:
-    if type(raw) is not dict:
-        return None
-    usage: dict[str, JsonValue] = {}
-    for source, target in (
-        (prompt, "prompt_tokens"),
-        (completion, "completion_tokens"),
-        ("total_tokens", "total_tokens"),
-    ):
-        value = raw.get(source)
-        if type(value) is int:
-            usage[target] = value
-    return usage or None
+def _count(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _put_counts(target: dict[str, JsonValue], source: object, names: tuple[tuple[str, str], ...]) -> None:
+    if type(source) is dict:
+        for field, name in names:
+            value = _count(source.get(field))
+            if value is not None:
+                target[name] = value
 
 
 def _openai_chat(chunk: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    data: dict[str, JsonValue] = {"provider": "openai_chat_completions"}
-    if isinstance(chunk.get("object"), str):
-        data["event_type"] = chunk["object"]
+    data: dict[str, JsonValue] = {"provider": "openai_chat_completions", "event_type": "chat.completion.chunk"}
     choices = chunk.get("choices")
     if type(choices) is list:
-        indices = [c.get("index") for c in choices if type(c) is dict and type(c.get("index")) is int]
+        indices: list[JsonValue] = []
+        reasons: list[JsonValue] = []
+        for choice in choices:
+            if type(choice) is not dict:
+                continue
+            index = _count(choice.get("index"))
+            if index is not None:
+                indices.append(index)
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                reasons.append(
+                    {"finish_reason": reason} if index is None else {"choice_index": index, "finish_reason": reason}
+                )
         if indices:
             data["choice_indices"] = indices
-        reasons = [
-            {"choice_index": c.get("index"), "finish_reason": c["finish_reason"]}
-            for c in choices
-            if type(c) is dict and isinstance(c.get("finish_reason"), str)
-        ]
         if reasons:
-            data["finish_reasons"] = reasons  # type: ignore[assignment]
-    usage = _usage(chunk.get("usage"), "prompt_tokens", "completion_tokens")
+            data["finish_reasons"] = reasons
+    usage: dict[str, JsonValue] = {}
+    raw = chunk.get("usage")
+    _put_counts(usage, raw, (("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
+                             ("total_tokens", "total_tokens")))  # fmt: skip
+    if type(raw) is dict:
+        _put_counts(usage, raw.get("prompt_tokens_details"), (("cached_tokens", "cache_read_tokens"),))
     if usage:
         data["usage"] = usage
     return data
@@ -256,29 +265,46 @@ def _openai_chat(chunk: dict[str, JsonValue]) -> dict[str, JsonValue]:
 
 def _openai_responses(chunk: dict[str, JsonValue], kind: str) -> dict[str, JsonValue]:
     data: dict[str, JsonValue] = {"provider": "openai_responses", "event_type": kind}
-    indices = {
-        key: chunk[key] for key in ("output_index", "content_index", "summary_index") if type(chunk.get(key)) is int
-    }
+    indices: dict[str, JsonValue] = {}
+    _put_counts(indices, chunk, (("output_index", "output_index"), ("content_index", "content_index")))
     if indices:
         data["indices"] = indices
     response = chunk.get("response")
-    if type(response) is dict:
-        usage = _usage(response.get("usage"), "input_tokens", "output_tokens")
-        if usage:
-            data["usage"] = usage
+    if type(response) is dict and isinstance(response.get("status"), str):
+        data["status"] = response["status"]
+    raw = chunk.get("usage")
+    if type(raw) is not dict and type(response) is dict:
+        raw = response.get("usage")  # a top-level usage wins over the nested one
+    usage: dict[str, JsonValue] = {}
+    _put_counts(usage, raw, (("input_tokens", "prompt_tokens"), ("output_tokens", "completion_tokens"),
+                             ("total_tokens", "total_tokens")))  # fmt: skip
+    if type(raw) is dict:
+        _put_counts(usage, raw.get("input_tokens_details"), (("cached_tokens", "cache_read_tokens"),))
+    if usage:
+        data["usage"] = usage
     return data
 
 
 def _anthropic(chunk: dict[str, JsonValue], kind: str) -> dict[str, JsonValue]:
     data: dict[str, JsonValue] = {"provider": "anthropic_messages", "event_type": kind}
-    if type(chunk.get("index")) is int:
-        data["indices"] = {"index": chunk["index"]}
+    index = _count(chunk.get("index"))
+    if index is not None:
+        data["indices"] = {"index": index}
     delta = chunk.get("delta")
-    if type(delta) is dict and isinstance(delta.get("stop_reason"), str):
-        data["stop_reason"] = delta["stop_reason"]
     message = chunk.get("message")
-    raw_usage = chunk.get("usage") if "usage" in chunk else (message.get("usage") if type(message) is dict else None)
-    usage = _usage(raw_usage, "input_tokens", "output_tokens")
+    for holder in (delta, message):
+        if type(holder) is dict and isinstance(holder.get("stop_reason"), str):
+            data["stop_reason"] = holder["stop_reason"]
+            break
+    raw = chunk.get("usage")
+    if type(raw) is not dict and type(message) is dict:
+        raw = message.get("usage")
+    usage: dict[str, JsonValue] = {}
+    _put_counts(usage, raw, (("input_tokens", "prompt_tokens"), ("output_tokens", "completion_tokens"),
+                             ("cache_read_input_tokens", "cache_read_tokens"),
+                             ("cache_creation_input_tokens", "cache_write_tokens")))  # fmt: skip
+    if "prompt_tokens" in usage and "completion_tokens" in usage:
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]  # type: ignore[operator]
     if usage:
         data["usage"] = usage
     return data
