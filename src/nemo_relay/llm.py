@@ -90,7 +90,7 @@ def call_end(
 def _call(
     name: object, request: object, handle: object, attributes: object, data: object, metadata: object,
     model_name: object,
-) -> tuple[_managed.Call, str | None]:  # fmt: skip
+) -> tuple[_calls.Call, str | None]:  # fmt: skip
     name = _args.text(name, "name")
     _args.expect(request, LLMRequest, "request")
     if handle is not None:
@@ -99,7 +99,7 @@ def _call(
     model = _args.optional_text(model_name, "model_name")
     data_json = None if data is None else _to_json(data)
     metadata_json = None if metadata is None else _to_json(metadata)
-    return _managed.Call(name, handle, attrs, data_json, metadata_json), model  # type: ignore[arg-type]
+    return _calls.Call(name, handle, attrs, data_json, metadata_json), model  # type: ignore[arg-type]
 
 
 def execute(

@@ -197,6 +197,32 @@ class _Resumed(CoroutineABC):  # type: ignore[type-arg]
 _STARTED = object()
 
 
+class Continue:
+    """Awaitable that continues a coroutine which already ran up to ``pending`` (what it last yielded)."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # thrown in by the awaiting task: cancellation or an exception
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
 # --- from the dispatcher thread ------------------------------------------------------------------------
 
 ASYNC_CALLBACK_TIMEOUT = 30.0

@@ -17,7 +17,7 @@ from nemo_relay._core.errors import JsonConversionError
 from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
-from nemo_relay._core.jsonconv import Frozen, copy_json, freeze, peek, to_json
+from nemo_relay._core.jsonconv import copy_json, peek, to_json
 from nemo_relay._core.llmctx import LlmSanitizeRequestContext, LlmSanitizeResponseContext
 from nemo_relay._core.publish import Failed, report, resolve, run_json_chain
 from nemo_relay._core.registry import view_of
@@ -80,41 +80,41 @@ def tool_profile(handle: ToolHandle) -> dict[str, JsonValue]:
     return {} if handle._tool_call_id is None else {"tool_call_id": handle._tool_call_id}
 
 
-OWNED = -1  # a payload size meaning "this object is private to the event already: no snapshot needed"
+class Call:
+    """What a call resolved when it started: its parent, registrations (a view) and stack snapshot."""
+
+    __slots__ = ("name", "parent", "view", "top", "metadata", "data", "attrs")
+
+    def __init__(self, name: str, handle: ScopeHandle | None, attrs: int, data: JsonValue, metadata: JsonValue) -> None:
+        top = current()._top  # ①
+        self.name = name
+        self.top = top
+        self.parent = top._id if handle is None else handle._id
+        self.view: View = view_of(top)  # ②
+        self.attrs = attrs
+        self.data = data
+        self.metadata = metadata
+
+    def emitter(self) -> Any:
+        """Where this call's guardrail evaluations are recorded."""
+        from nemo_relay._core.chain import Emitter
+
+        return Emitter(self.parent, self.metadata, self.view, self.top)
 
 
-def _snapshot(value: JsonValue, size: int, frozen: Frozen | None = None) -> Any:
-    if frozen is not None:
-        return frozen
-    return value if size == OWNED else freeze(value, size)
-
-
-def open_tool(
-    parent: int,
-    name: str,
-    args: JsonValue,
-    args_size: int,
-    args_frozen: Frozen | None,
-    attrs: int,
-    data: JsonValue,
-    metadata: JsonValue,
-    tool_call_id: str | None,
-    start: int,
-    view: View,
-    snap: ScopeHandle,
-) -> ToolHandle:
+def open_tool(call: Call, args: JsonValue, payload: Any, tool_call_id: str | None, start: int) -> ToolHandle:
     """Create a tool handle and emit its start event (plus ``skill.load`` marks).
 
-    ``args_size`` is the payload size from ``jsonconv.prepare`` (the event takes a snapshot), or
-    ``OWNED`` when ``args`` is a private copy the event may keep.
+    ``payload`` is the event's own snapshot of ``args`` (see ``jsonconv.own``): nothing else may hold it.
     """
-    handle = ToolHandle(new_id(), name, attrs, parent, data, metadata, start, tool_call_id)
+    name, parent, attrs, metadata, view = call.name, call.parent, call.attrs, call.metadata, call.view
+    snap = call.top
+    handle = ToolHandle(new_id(), name, attrs, parent, call.data, metadata, start, tool_call_id)
     listening = view[_SUB]
     chain = view[_TOOL_REQ]
     if not listening and not chain and not view[_PUB]:  # nobody would see the event
         return handle
     profile: dict[str, JsonValue] = {} if tool_call_id is None else {"tool_call_id": tool_call_id}
-    payload = _snapshot(args, args_size, args_frozen)
     event = ScopeEvent(
         handle._id, parent, start, name, "tool", "start", _TOOL_ATTRS[attrs], None if chain else payload,
         None if metadata is None else copy_json(metadata), profile, view, copy_context(), snap,
@@ -134,12 +134,9 @@ def open_tool(
 
 
 def close_tool(
+    call: Call,
     handle: ToolHandle,
-    view: View,
-    snap: ScopeHandle,
-    result: JsonValue,
-    result_size: int,
-    result_frozen: Frozen | None,
+    payload: Any,
     annotation: JsonValue,
     fallback: JsonValue,
     metadata: JsonValue,
@@ -147,8 +144,9 @@ def close_tool(
 ) -> None:
     """Emit a tool end event; ``result`` is sanitized later, ``fallback`` replaces a null sanitized result.
 
-    ``result_size`` is as ``args_size`` of ``open_tool``.
+    ``payload`` is the event's own snapshot of the result (``None`` for a null result).
     """
+    view = call.view
     chain = view[_TOOL_RESP]
     if not view[_SUB] and not chain and not view[_PUB]:
         return
@@ -157,13 +155,13 @@ def close_tool(
     if chain:
         data = None
     else:  # no sanitizer: a null result is replaced by the fallback right away
-        data = copy_json(fallback) if result is None else _snapshot(result, result_size, result_frozen)
+        data = copy_json(fallback) if payload is None else payload
     event = ScopeEvent(
         handle._id, handle._parent, end, handle._name, "tool", "end", _TOOL_ATTRS[handle._attrs], data,
-        metadata, profile, view, copy_context(), snap,
+        metadata, profile, view, copy_context(), call.top,
     )  # fmt: skip
     if chain:
-        event._xf = _ToolResponse(handle._name, _snapshot(result, result_size, result_frozen), copy_json(fallback))
+        event._xf = _ToolResponse(handle._name, payload, copy_json(fallback))
     if annotation is not None:
         profile["tool_result_annotation"] = copy_json(annotation)
     publish(event)
@@ -428,10 +426,8 @@ def tool_call(
     args_json = to_json(args)
     data_json, metadata_json = _optional_json(data), _optional_json(metadata)
     start = time_ns() if timestamp is None else timestamp_ns(timestamp)
-    top = current()._top
-    parent = top._id if handle is None else handle._id
-    view = view_of(top)
-    return open_tool(parent, name, args_json, OWNED, None, attrs, data_json, metadata_json, call_id, start, view, top)
+    # args_json is a private conversion nobody else holds: the event may keep it as its snapshot.
+    return open_tool(Call(name, handle, attrs, data_json, metadata_json), args_json, args_json, call_id, start)
 
 
 def tool_call_end(
@@ -444,10 +440,10 @@ def tool_call_end(
     annotation = _optional_json(result._annotation)
     data_json, metadata_json = _optional_json(data), _optional_json(metadata)
     end = None if timestamp is None else timestamp_ns(timestamp)
-    top = current()._top
     end_ns = end_time(handle._start, end)
     merged = _merge(handle._metadata, metadata_json)
-    close_tool(handle, view_of(top), top, result_json, OWNED, None, annotation, data_json, merged, end_ns)
+    call = Call(handle._name, None, handle._attrs, None, None)  # the current stack's view decides delivery
+    close_tool(call, handle, result_json, annotation, data_json, merged, end_ns)
 
 
 def llm_call(

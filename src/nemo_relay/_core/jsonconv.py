@@ -191,25 +191,31 @@ def plain_size(value: object, depth: int = 0) -> int:
     return -1
 
 
-def own(value: object) -> tuple[JsonValue, Frozen | None, int]:
-    """A private JSON copy of ``value`` (the caller keeps theirs), a frozen snapshot if one was made, and its size.
+def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
+    """Validate ``value`` and return two independent copies: one for callbacks, one for the event.
 
-    Large plain payloads are copied through a ``Frozen`` blob, which then also serves as the event
-    snapshot, so a 10 KiB argument costs one validation walk and one C-speed round trip.
+    The caller keeps its own object untouched. Large plain payloads are copied through one ``Frozen``
+    blob, which also serves as the event's snapshot, so a 10 KiB argument costs one validation walk and
+    one C-speed round trip.
     """
+    if type(value) is dict and len(value) < FREEZE_ABOVE:
+        # The common small flat object: validate in one pass, copy at C speed.
+        for key, item in value.items():
+            ti = type(item)
+            if type(key) is not str or not (
+                ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT)
+            ):
+                break
+        else:
+            return value.copy(), value.copy()
     size = plain_size(value)
     if size < 0:
         private = to_json(value)  # converted: already a private copy
-        return private, None, plain_size(private)
+        return private, freeze(private, plain_size(private))
     if size <= FREEZE_ABOVE:
-        return copy_json(value), None, size  # type: ignore[arg-type]
+        return copy_json(value), copy_json(value)  # type: ignore[arg-type]
     frozen = Frozen(value)  # type: ignore[arg-type]
-    return frozen.thaw(), frozen, size
-
-
-def snapshot(value: JsonValue, frozen: Frozen | None, size: int) -> JsonValue | Frozen:
-    """The event's own copy of a payload prepared by ``own``."""
-    return frozen if frozen is not None else freeze(value, size)
+    return frozen.thaw(), frozen
 
 
 class Frozen:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import copy_context
+from types import CoroutineType
 
 from nemo_relay._core import aio, chain, registry
 from nemo_relay._core.calls import (
+    Call,
     close_llm,
     close_tool,
     close_tool_failed,
@@ -31,7 +33,7 @@ from nemo_relay._core.context import ScopeStack, _active_event_var, _override_va
 from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, time_ns
-from nemo_relay._core.jsonconv import Frozen, copy_json, own, plain_size, to_json
+from nemo_relay._core.jsonconv import copy_json, freeze, own, plain_size, to_json
 from nemo_relay._core.policy import (
     call_llm_execution_intercept,
     call_llm_stream_intercept,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from nemo_relay._core.registry import Entry, View
+    from nemo_relay._core.registry import Entry
     from nemo_relay._core.types import JsonValue
     from nemo_relay._core.values import PendingMarkSpec
 
@@ -89,32 +91,6 @@ def _json_result(value: object) -> JsonValue:
         raise InternalError(f"ValueError: {exc}") from exc
 
 
-def _owned_result(value: object) -> tuple[JsonValue, Frozen | None, int]:
-    try:
-        return own(value)
-    except JsonConversionError as exc:
-        raise InternalError(f"ValueError: {exc}") from exc
-
-
-class Call:
-    """What a managed call resolved at call time: its parent, registrations and stack snapshot."""
-
-    __slots__ = ("name", "parent", "view", "top", "metadata", "data", "attrs")
-
-    def __init__(self, name: str, handle: ScopeHandle | None, attrs: int, data: JsonValue, metadata: JsonValue) -> None:
-        top = current()._top  # ①
-        self.name = name
-        self.top = top
-        self.parent = top._id if handle is None else handle._id
-        self.view: View = _view_of(top)  # ②
-        self.attrs = attrs
-        self.data = data
-        self.metadata = metadata
-
-    def emitter(self) -> chain.Emitter:
-        return chain.Emitter(self.parent, self.metadata, self.view, self.top)
-
-
 def start(loop: Any, pipeline: Any) -> Any:
     """Run a pipeline coroutine eagerly in a private copy of the caller's context."""
     return aio.start(loop, pipeline, copy_context())
@@ -130,22 +106,26 @@ def execute_tool(loop: Any, call: Call, args: object, func: Callable[..., Any], 
     without creating a coroutine; otherwise ``tool_pipeline`` runs eagerly.
     """
     view = call.view
-    private, frozen, size = own(args)  # validated now; callbacks get a private copy, the caller keeps its own
+    private, payload = own(args)  # validated now; callbacks and the event get their own copies
     if (
         view[registry.TOOL_CONDITIONAL_EXECUTION]
         or view[registry.TOOL_REQUEST_INTERCEPT]
         or view[registry.TOOL_EXECUTION_INTERCEPT]
     ):
         return aio.start(loop, tool_pipeline(call, private, func, tool_call_id), copy_context())
-    handle = open_tool(
-        call.parent, call.name, private, size, frozen, call.attrs, call.data, call.metadata, tool_call_id,
-        time_ns(), view, call.top,
-    )  # fmt: skip  # ⑤
+    handle = open_tool(call, private, payload, tool_call_id, time_ns())  # ⑤
     context = copy_context()
     future = loop.create_future()
     try:
         value = context.run(_invoke, handle._id, func, private)  # ⑦
-        if aio.is_awaitable(value):
+        if type(value) is CoroutineType:  # an async tool: run it here until it first waits
+            try:
+                pending = context.run(value.send, None)
+            except StopIteration as done:
+                value = done.value
+            else:
+                return aio.start(loop, _await_tool(call, handle, aio.Continue(value, pending)), context)
+        elif type(value) is not ToolExecutionResult and aio.is_awaitable(value):
             return aio.start(loop, _await_tool(call, handle, value), context)
         outcome = _tool_result(value)
     except BaseException as exc:
@@ -187,10 +167,7 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
     requests = view[registry.TOOL_REQUEST_INTERCEPT]
     if requests:  # ④
         args = await aio.drive_async(chain.tool_requests(requests, name, args))
-    handle = open_tool(  # ⑤
-        call.parent, name, args, plain_size(args), None, call.attrs, call.data, call.metadata, tool_call_id, time_ns(),
-        view, call.top,
-    )  # fmt: skip
+    handle = open_tool(call, args, freeze(args, plain_size(args)), tool_call_id, time_ns())  # ⑤
     _active_event_var.set(handle._id)  # this context is the call's private copy
     try:
         result, annotation, marks = await _ToolChain(view[registry.TOOL_EXECUTION_INTERCEPT], handle, func).run(
@@ -200,30 +177,38 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
         _fail_tool(call, handle, exc)
         rethrow(exc)
     # The outcome's result is a private conversion; the event still snapshots it before the caller sees it.
-    return _finish_tool(call, handle, (result, None, plain_size(result), annotation), marks)  # ⑧
+    return _finish_tool(call, handle, (result, freeze(result, plain_size(result)), annotation), marks)  # ⑧
 
 
-def _tool_result(value: object) -> tuple[JsonValue, Frozen | None, int, JsonValue]:
+def _tool_result(value: object) -> tuple[JsonValue, Any, JsonValue]:
     """Check and convert what a tool callback returned."""
     if not isinstance(value, ToolExecutionResult):
         raise InvalidArgumentError(
             f"{_TOOL_RAW_RESULT}'{type(value).__name__}' object is not an instance of 'ToolExecutionResult'"
         )
     annotation = None if value._annotation is None else _json_result(value._annotation)
-    result, frozen, size = _owned_result(value._result)
-    return result, frozen, size, annotation
+    try:
+        result, payload = own(value._result)
+    except JsonConversionError as exc:
+        raise InternalError(f"ValueError: {exc}") from exc
+    return result, payload, annotation
 
 
 def _finish_tool(
-    call: Call, handle: ToolHandle, outcome: tuple[JsonValue, Frozen | None, int, JsonValue], marks: Any
+    call: Call, handle: ToolHandle, outcome: tuple[JsonValue, Any, JsonValue], marks: Any
 ) -> ToolExecutionResult[JsonValue]:
     """Record the end (and pending marks) of a successful call; the caller gets a private result."""
-    result, frozen, size, annotation = outcome
+    result, payload, annotation = outcome
     view = call.view
     if view[registry.SUBSCRIBER] or view[registry.TOOL_SANITIZE_RESPONSE] or view[registry.PUBLICATION]:
-        end = end_time(handle._start, None)
-        metadata = ok_metadata(handle._metadata, call.metadata)
-        close_tool(handle, view, call.top, result, size, frozen, annotation, None, metadata, end)
+        end = time_ns()
+        if end < handle._start + ONE_MICROSECOND_NS:
+            end = handle._start + ONE_MICROSECOND_NS
+        if handle._metadata is None and call.metadata is None:
+            metadata: JsonValue = {"otel.status_code": "OK"}
+        else:
+            metadata = ok_metadata(handle._metadata, call.metadata)
+        close_tool(call, handle, payload, annotation, None, metadata, end)
         if marks:
             emit_marks(marks, handle._id, end + ONE_MICROSECOND_NS, ONE_MICROSECOND_NS, view, call.top)
     return ToolExecutionResult(result, annotation)
@@ -282,7 +267,7 @@ class _ToolChain:
                 value = await value
         except BaseException as exc:
             rethrow(exc)
-        result, _, _, annotation = _tool_result(value)
+        result, _, annotation = _tool_result(value)
         return result, annotation, []
 
 

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator
     from typing import Any
 
+    from nemo_relay._core.calls import Call
     from nemo_relay._core.handles import LLMHandle
-    from nemo_relay._core.managed import Call
     from nemo_relay._core.types import JsonValue
 
 DROPPED = "stream dropped before clean completion"
