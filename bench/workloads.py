@@ -84,6 +84,57 @@ def _with_subscriber(body: Workload) -> Workload:
     return run
 
 
+# --- codec workloads ----------------------------------------------------------------------------------------
+
+
+def _conversation(turns: int) -> list[dict[str, object]]:
+    messages: list[dict[str, object]] = []
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"Question {turn}: what changed in the report since yesterday?"})
+        messages.append(
+            {"role": "assistant", "content": f"Answer {turn}: three sections were rewritten and one added."}
+        )
+    return messages
+
+
+CHAT_20 = LLMRequest(
+    {"content-type": "application/json"},
+    {
+        "model": "gpt-bench",
+        "temperature": 0.2,
+        "messages": [{"role": "system", "content": "Be brief."}, *_conversation(10)][:20],
+    },
+)
+ANTHROPIC_20 = LLMRequest(
+    {"content-type": "application/json"},
+    {"model": "claude-bench", "max_tokens": 512, "system": "Be brief.", "messages": _conversation(10)},
+)
+
+
+def _round_trip(codec_name: str, request: LLMRequest) -> Workload:
+    def run(n: int) -> None:
+        from nemo_relay import codecs
+
+        codec = getattr(codecs, codec_name)()
+        decode, encode = codec.decode, codec.encode
+        for _ in range(n):
+            encode(decode(request), request)
+
+    return run
+
+
+_CODECS: dict[str, object] = {}
+
+
+def _chat_codec() -> object:
+    codec = _CODECS.get("chat")
+    if codec is None:
+        from nemo_relay import codecs
+
+        codec = _CODECS["chat"] = codecs.OpenAIChatCodec()
+    return codec
+
+
 THROUGHPUT: dict[str, tuple[Workload, int]] = {
     "scope push+pop, no subscriber": (_scope_push_pop, 20_000),
     "scope push+pop, 1 no-op subscriber": (_with_subscriber(_scope_push_pop), 20_000),
@@ -91,6 +142,11 @@ THROUGHPUT: dict[str, tuple[Workload, int]] = {
     "mark, no subscriber": (_mark, 20_000),
     "mark, 1 no-op subscriber": (_with_subscriber(_mark), 20_000),
     "mark with 4-key payload, 1 no-op subscriber": (_with_subscriber(_mark_with_data), 20_000),
+    "codec decode+encode, OpenAI chat, 20 messages": (_round_trip("OpenAIChatCodec", CHAT_20), 2_000),
+    "codec decode+encode, Anthropic messages, 20 messages": (
+        _round_trip("AnthropicMessagesCodec", ANTHROPIC_20),
+        2_000,
+    ),
 }
 
 
@@ -170,6 +226,11 @@ LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
         10_000,
     ),
     "managed LLM call, 1 no-op subscriber": (lambda: llm.execute("chat", REQUEST, _provider), False, 20_000),
+    "managed LLM call with OpenAIChatCodec, 20 messages": (
+        lambda: llm.execute("chat", CHAT_20, _provider, codec=_chat_codec(), response_codec=_chat_codec()),
+        False,
+        5_000,
+    ),
     "managed tool call with 10 KiB JSON arguments": (lambda: tools.execute("bulk", BIG_ARGS, _echo_tool), False, 2_000),
 }
 

@@ -31,6 +31,7 @@ from nemo_relay import (
     tools,
 )
 from nemo_relay._core import oplog as _oplog
+from nemo_relay._core.annotated import AnnotatedLLMRequest, AnnotatedLLMResponse
 from nemo_relay._core.context import (
     ScopeStack,
     _propagation_parent_var,
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     from nemo_relay._core.types import DataSchema
 
     UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
-    from nemo_relay import runtime_registrations
+    from nemo_relay import codecs, runtime_registrations, typed
     from nemo_relay._core.aliases import (
         EventMetadata,
         EventMetadataInjectorCallback,
@@ -110,7 +111,7 @@ if TYPE_CHECKING:
         ToolSanitizeGuardrail,
     )
 
-_LAZY_MODULES = ("runtime_registrations", "_native", "utils")
+_LAZY_MODULES = ("runtime_registrations", "_native", "utils", "codecs", "typed")
 
 
 def __getattr__(name: str) -> object:
@@ -170,6 +171,7 @@ _ALIASES = frozenset(
 
 __all__ = [
     # submodules
+    "codecs",
     "errors",
     "event_metadata",
     "guardrails",
@@ -180,6 +182,7 @@ __all__ = [
     "scope_local",
     "subscribers",
     "tools",
+    "typed",
     # scope-stack isolation and propagation
     "PropagationContext",
     "ScopeStack",
@@ -216,6 +219,8 @@ __all__ = [
     "LLMRequest",
     "LLMRequestInterceptOutcome",
     "PendingMarkSpec",
+    "AnnotatedLLMRequest",
+    "AnnotatedLLMResponse",
     "LlmCodecIdentity",
     "LlmSanitizeRequestCodec",
     "LlmSanitizeRequestContext",

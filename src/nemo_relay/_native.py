@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nemo_relay._core.annotated import AnnotatedLLMRequest, AnnotatedLLMResponse
 from nemo_relay._core.context import (
     ThreadScopeStackBinding as _ThreadScopeStackBinding,
 )
@@ -42,6 +43,8 @@ def list_runtime_registrations(kinds: Iterable[str] | None = None) -> list[dict[
 
 
 __all__ = [
+    "AnnotatedLLMRequest",
+    "AnnotatedLLMResponse",
     "_ThreadScopeStackBinding",
     "capture_thread_scope_stack",
     "flush_subscribers",

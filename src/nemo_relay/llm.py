@@ -12,6 +12,7 @@ from nemo_relay._core import aio as _aio
 from nemo_relay._core import args as _args
 from nemo_relay._core import calls as _calls
 from nemo_relay._core import chain as _chain
+from nemo_relay._core import llmcalls as _llmcalls
 from nemo_relay._core import managed as _managed
 from nemo_relay._core import registry as _registry
 from nemo_relay._core.handles import LLMHandle, ScopeHandle
@@ -58,7 +59,7 @@ def call(
     Returns:
         The handle to pass to ``call_end``.
     """
-    return _calls.llm_call(name, request, handle, attributes, data, metadata, model_name, timestamp)
+    return _llmcalls.llm_call(name, request, handle, attributes, data, metadata, model_name, timestamp)
 
 
 def call_end(
@@ -84,7 +85,7 @@ def call_end(
         response_codec: Decodes the (sanitized) response for the end event's annotation.
         timestamp: Timezone-aware end time; defaults to now (after the start).
     """
-    _calls.llm_call_end(handle, response, data, metadata, annotated_response, response_codec, timestamp)
+    _llmcalls.llm_call_end(handle, response, data, metadata, annotated_response, response_codec, timestamp)
 
 
 def _call(
@@ -177,7 +178,7 @@ def stream_execute(
     _args.function(collector, "collector")
     _args.function(finalizer, "finalizer")
     call_, model = _call(name, request, handle, attributes, data, metadata, model_name)
-    pipeline = _managed.stream_pipeline(call_, request, func, collector, finalizer, model, codec)
+    pipeline = _managed.stream_pipeline(call_, request, func, collector, finalizer, model, codec, response_codec)
     return _managed.start(loop, pipeline)  # type: ignore[no-any-return]
 
 

@@ -1,4 +1,4 @@
-"""⑤ ⑧ Tool and LLM call lifecycles: handles, start and end events, and their publication transforms.
+"""⑤ ⑧ Tool call lifecycles and the pieces every call shares: handles, start and end events, marks.
 
 Used by the manual ``call``/``call_end`` verbs and by the managed pipeline. Payloads are copied at
 emission (callers and callbacks may mutate theirs afterwards); sanitize chains run later, on the
@@ -15,14 +15,13 @@ from nemo_relay._core.context import current
 from nemo_relay._core.dispatch import publish
 from nemo_relay._core.errors import JsonConversionError
 from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
-from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
+from nemo_relay._core.handles import ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
 from nemo_relay._core.jsonconv import copy_json, peek, to_json
-from nemo_relay._core.llmctx import LlmSanitizeRequestContext, LlmSanitizeResponseContext
-from nemo_relay._core.publish import Failed, report, resolve, run_json_chain
+from nemo_relay._core.publish import Failed, run_json_chain
 from nemo_relay._core.registry import view_of
 from nemo_relay._core.types import LLMAttributes, ToolAttributes
-from nemo_relay._core.values import LLMRequest, ToolExecutionResult
+from nemo_relay._core.values import ToolExecutionResult
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -94,6 +93,19 @@ class Call:
         self.attrs = attrs
         self.data = data
         self.metadata = metadata
+
+    @classmethod
+    def at(cls, frame: ScopeHandle, metadata: JsonValue) -> Call:
+        """A call resolved against the stack snapshot ``frame`` (ends of manual calls use their start's stack)."""
+        call = cls.__new__(cls)
+        call.name = ""
+        call.top = frame
+        call.parent = frame._id
+        call.view = view_of(frame)
+        call.attrs = 0
+        call.data = None
+        call.metadata = metadata
+        return call
 
     def emitter(self) -> Any:
         """Where this call's guardrail evaluations are recorded."""
@@ -277,133 +289,6 @@ def rejection_mark(parent: int, name: str, reason: str, metadata: JsonValue, vie
         )  # fmt: skip
 
 
-# --- LLM calls ------------------------------------------------------------------------------------------
-
-
-def visible_headers(headers: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    """A copy of ``headers`` without credentials (events never carry them)."""
-    return {k: copy_json(v) for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
-
-
-def llm_profile(handle: LLMHandle) -> dict[str, JsonValue]:
-    """``category_profile`` of an LLM event: ``{"model_name": ...}`` or ``{}``."""
-    return {} if handle._model_name is None else {"model_name": handle._model_name}
-
-
-def open_llm(
-    parent: int,
-    name: str,
-    request: LLMRequest,
-    attrs: int,
-    data: JsonValue,
-    metadata: JsonValue,
-    model_name: str | None,
-    start: int,
-    view: View,
-    snap: ScopeHandle,
-    codec: object = None,
-) -> LLMHandle:
-    """Create an LLM handle and emit its start event from ``request`` (credentials removed)."""
-    handle = LLMHandle(new_id(), name, attrs, parent, data, metadata, start, model_name, snap)
-    chain = view[_LLM_REQ]
-    if not view[_SUB] and not chain and not view[_PUB]:
-        return handle
-    event = ScopeEvent(
-        handle._id, parent, start, name, "llm", "start", _LLM_ATTRS[attrs], None, copy_json(metadata),
-        llm_profile(handle), view, copy_context(), snap,
-    )  # fmt: skip
-    headers = visible_headers(request._headers)
-    # An LLMRequest never hands out its content (its getters copy), so the event may share it.
-    if chain:
-        event._xf = _LlmRequest(headers, request._content, codec)
-    else:
-        event._data = {"headers": headers, "content": request._content}
-    publish(event)
-    return handle
-
-
-def close_llm(
-    handle: LLMHandle,
-    view: View,
-    snap: ScopeHandle,
-    response: JsonValue,
-    fallback: JsonValue,
-    metadata: JsonValue,
-    end: int,
-    codec: object = None,
-) -> None:
-    """Emit an LLM end event; a null ``response`` falls back to ``fallback`` before sanitizing."""
-    chain = view[_LLM_RESP]
-    if not view[_SUB] and not chain and not view[_PUB]:
-        return
-    payload = fallback if response is None and fallback is not None else response
-    event = ScopeEvent(
-        handle._id, handle._parent, end, handle._name, "llm", "end", _LLM_ATTRS[handle._attrs], None,
-        metadata, llm_profile(handle), view, copy_context(), snap,
-    )  # fmt: skip
-    if chain:
-        event._xf = _LlmResponse(copy_json(payload), codec)
-    else:
-        event._data = copy_json(payload)
-    publish(event)
-
-
-class _LlmRequest:
-    __slots__ = ("headers", "content", "codec")
-
-    def __init__(self, headers: dict[str, JsonValue], content: JsonValue, codec: object) -> None:
-        self.headers = headers
-        self.content = content
-        self.codec = codec
-
-    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
-        request = LLMRequest._trusted(self.headers, self.content)
-        context = LlmSanitizeRequestContext(self.codec)
-        for entry in view[_LLM_REQ]:
-            try:
-                copy = LLMRequest._trusted(copy_json(request._headers), copy_json(request._content))  # type: ignore[arg-type]
-                output = resolve(entry.callback(copy, context), entry, loops)
-                if output is None:
-                    event._data = None  # omitted on purpose: later sanitizers do not run
-                    return
-                if not isinstance(output, LLMRequest):
-                    raise TypeError(
-                        f"LLM request sanitizer must return LLMRequest or None, got {type(output).__name__}"
-                    )
-            except BaseException as exc:
-                report(f"nemo_relay: Python LLM sanitize request callable failed: {_described(exc)}")
-                _log_sanitizer("llm_request_sanitizer_failed", "LLM request", entry.name)
-                event._data = None
-                return
-            request = output
-        event._data = {"headers": copy_json(request._headers), "content": copy_json(request._content)}
-
-
-class _LlmResponse:
-    __slots__ = ("response", "codec")
-
-    def __init__(self, response: JsonValue, codec: object) -> None:
-        self.response = response
-        self.codec = codec
-
-    def apply(self, event: ScopeEvent, view: View, loops: tuple[Any, ...]) -> None:
-        value = self.response
-        context = LlmSanitizeResponseContext(self.codec)
-        for entry in view[_LLM_RESP]:
-            try:
-                output = resolve(entry.callback(copy_json(value), context), entry, loops)
-                if output is None:
-                    event._data = None  # omitted on purpose: later sanitizers do not run
-                    return
-                value = to_json(output)
-            except BaseException as exc:
-                report(f"nemo_relay: Python LLM sanitize response callable failed: {_described(exc)}")
-                _log_sanitizer("llm_response_sanitizer_failed", "LLM response", entry.name)
-                event._data = None
-                return
-        event._data = value
-
-
 # --- the manual verbs -------------------------------------------------------------------------------------
 
 
@@ -424,7 +309,7 @@ def tool_call(
     attrs = checks.bits(attributes, ToolAttributes)
     call_id = checks.optional_text(tool_call_id, "tool_call_id")
     args_json = to_json(args)
-    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    data_json, metadata_json = optional_json(data), optional_json(metadata)
     start = time_ns() if timestamp is None else timestamp_ns(timestamp)
     # args_json is a private conversion nobody else holds: the event may keep it as its snapshot.
     return open_tool(Call(name, handle, attrs, data_json, metadata_json), args_json, args_json, call_id, start)
@@ -437,8 +322,8 @@ def tool_call_end(
     checks.expect(handle, ToolHandle, "handle")
     checks.expect(result, ToolExecutionResult, "result")
     result_json = to_json(result._result)
-    annotation = _optional_json(result._annotation)
-    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
+    annotation = optional_json(result._annotation)
+    data_json, metadata_json = optional_json(data), optional_json(metadata)
     end = None if timestamp is None else timestamp_ns(timestamp)
     end_ns = end_time(handle._start, end)
     merged = _merge(handle._metadata, metadata_json)
@@ -446,49 +331,5 @@ def tool_call_end(
     close_tool(call, handle, result_json, annotation, data_json, merged, end_ns)
 
 
-def llm_call(
-    name: str,
-    request: LLMRequest,
-    handle: ScopeHandle | None,
-    attributes: LLMAttributes | None,
-    data: object,
-    metadata: object,
-    model_name: str | None,
-    timestamp: object,
-) -> LLMHandle:
-    """``llm.call``: validate, then open the call; the handle keeps the current stack for the end."""
-    name = checks.text(name, "name")
-    checks.expect(request, LLMRequest, "request")
-    if handle is not None:
-        checks.expect(handle, ScopeHandle, "handle")
-    attrs = checks.bits(attributes, LLMAttributes)
-    model = checks.optional_text(model_name, "model_name")
-    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
-    start = time_ns() if timestamp is None else timestamp_ns(timestamp)
-    top = current()._top
-    parent = top._id if handle is None else handle._id
-    return open_llm(parent, name, request, attrs, data_json, metadata_json, model, start, view_of(top), top)
-
-
-def llm_call_end(
-    handle: LLMHandle,
-    response: object,
-    data: object,
-    metadata: object,
-    annotated_response: object,
-    response_codec: object,
-    timestamp: object,
-) -> None:
-    """``llm.call_end``: record the response of a manual LLM call (adds ``otel.status_code = OK``)."""
-    checks.expect(handle, LLMHandle, "handle")
-    response_json = to_json(response)
-    data_json, metadata_json = _optional_json(data), _optional_json(metadata)
-    end = None if timestamp is None else timestamp_ns(timestamp)
-    frame = handle._frame
-    merged = ok_metadata(handle._metadata, metadata_json)
-    end_ns = end_time(handle._start, end)
-    close_llm(handle, view_of(frame), frame, response_json, data_json, merged, end_ns, response_codec)
-
-
-def _optional_json(value: object) -> JsonValue:
+def optional_json(value: object) -> JsonValue:
     return None if value is None else to_json(value)

@@ -197,12 +197,28 @@ class ScopeEvent(_Event):
     @property
     def annotated_request(self) -> Any:
         """The codec view of an LLM start event's request (``category_profile.annotated_request``), else None."""
-        return None if self._profile is None else copy_json(self._profile.get("annotated_request"))
+        value = None if self._profile is None else self._profile.get("annotated_request")
+        if type(value) is not dict:
+            return None
+        from nemo_relay._core.annotated import AnnotatedLLMRequest
+
+        try:
+            return AnnotatedLLMRequest._from_json(copy_json(value))  # type: ignore[arg-type]
+        except ValueError:
+            return None  # an event sanitizer rewrote it into something else
 
     @property
     def annotated_response(self) -> Any:
         """The codec view of an LLM end event's response (``category_profile.annotated_response``), else None."""
-        return None if self._profile is None else copy_json(self._profile.get("annotated_response"))
+        value = None if self._profile is None else self._profile.get("annotated_response")
+        if type(value) is not dict:
+            return None
+        from nemo_relay._core.annotated import AnnotatedLLMResponse
+
+        try:
+            return AnnotatedLLMResponse._from_json(copy_json(value))  # type: ignore[arg-type]
+        except ValueError:
+            return None  # an event sanitizer rewrote it into something else
 
     def _record(self) -> dict[str, Any]:
         return {

@@ -17,15 +17,14 @@ from contextvars import copy_context
 from types import CoroutineType
 
 from nemo_relay._core import aio, chain, registry
+from nemo_relay._core.annotated import AnnotatedLLMRequest
 from nemo_relay._core.calls import (
     Call,
-    close_llm,
     close_tool,
     close_tool_failed,
     emit_marks,
     end_time,
     ok_metadata,
-    open_llm,
     open_tool,
     rejection_mark,
 )
@@ -34,6 +33,8 @@ from nemo_relay._core.errors import GuardrailRejectedError, InternalError, Inval
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, time_ns
 from nemo_relay._core.jsonconv import copy_json, freeze, own, plain_size, to_json
+from nemo_relay._core.llmcalls import close_llm, not_instance, open_llm
+from nemo_relay._core.llmctx import identity_of
 from nemo_relay._core.policy import (
     call_llm_execution_intercept,
     call_llm_stream_intercept,
@@ -403,19 +404,32 @@ async def prepare_llm_request(call: Call, request: LLMRequest, codec: object) ->
     return prepared
 
 
+def _codec_call(codec: Any, method: str, *args: Any) -> Any:
+    """Call a codec method; a user codec's failure is reported as ``Codec <method>() failed: <Type>: <msg>``."""
+    try:
+        return getattr(codec, method)(*args)
+    except Exception as exc:
+        if identity_of(codec).kind == "builtin":
+            raise  # built-in codecs raise the runtime's own errors
+        raise InternalError(f"Codec {method}() failed: {type(exc).__name__}: {exc}") from exc
+
+
 def _decode(codec: Any, request: LLMRequest) -> object:
-    annotated = codec.decode(request)
-    if type(annotated).__name__ != "AnnotatedLLMRequest":
+    annotated = _codec_call(codec, "decode", request)
+    if not isinstance(annotated, AnnotatedLLMRequest):
         raise InternalError(
-            f"Codec decode() returned unexpected type (expected AnnotatedLLMRequest): {type(annotated).__name__}"
+            "Codec decode() returned unexpected type (expected AnnotatedLLMRequest): "
+            f"{not_instance(annotated, 'AnnotatedLLMRequest')}"
         )
     return annotated
 
 
 def _encode(codec: Any, annotated: object, request: LLMRequest) -> LLMRequest:
-    encoded = codec.encode(annotated, request)
+    encoded = _codec_call(codec, "encode", annotated, request)
     if not isinstance(encoded, LLMRequest):
-        raise InternalError(f"Codec encode() returned unexpected type (expected LlmRequest): {type(encoded).__name__}")
+        raise InternalError(
+            f"Codec encode() returned unexpected type (expected LlmRequest): {not_instance(encoded, 'LLMRequest')}"
+        )
     return encoded
 
 
@@ -471,7 +485,7 @@ async def _await_llm(call: Call, handle: LLMHandle, pending: Any, response_codec
 
 def _finish_llm(call: Call, handle: LLMHandle, response: JsonValue, response_codec: object) -> None:
     metadata = ok_metadata(handle._metadata, call.metadata)
-    close_llm(handle, call.view, call.top, response, None, metadata, end_time(handle._start, None), response_codec)
+    close_llm(call, handle, response, None, metadata, end_time(handle._start, None), response_codec)
 
 
 def _fail_llm(call: Call, handle: LLMHandle, exc: BaseException) -> None:
@@ -504,17 +518,15 @@ async def llm_pipeline(
 
 def _open(call: Call, prepared: chain.RequestChainResult, model_name: str | None, codec: object) -> LLMHandle:
     start = time_ns()
-    handle = open_llm(
-        call.parent, call.name, prepared.request, call.attrs, call.data, call.metadata, model_name, start,
-        call.view, call.top, codec,
-    )  # fmt: skip
+    annotated = prepared.annotated if isinstance(prepared.annotated, AnnotatedLLMRequest) else None
+    handle = open_llm(call, prepared.request, model_name, start, codec, annotated)
     if prepared.marks:
         emit_marks(prepared.marks, handle._id, start + ONE_MICROSECOND_NS, 0, call.view, call.top)
     return handle
 
 
 def _close_failed(call: Call, handle: LLMHandle, metadata: JsonValue) -> None:
-    close_llm(handle, call.view, call.top, None, handle._data, metadata, end_time(handle._start, None))
+    close_llm(call, handle, None, handle._data, metadata, end_time(handle._start, None))
 
 
 class _LlmChain:
@@ -581,7 +593,7 @@ def standalone_call(name: str) -> Call:
 
 async def stream_pipeline(
     call: Call, request: LLMRequest, func: Callable[..., Any], collector: Callable[..., Any],
-    finalizer: Callable[[], Any], model_name: str | None, codec: object,
+    finalizer: Callable[[], Any], model_name: str | None, codec: object, response_codec: object = None,
 ) -> Any:  # fmt: skip
     """③ → ⑥ for a streamed LLM call; returns the ``LlmStream`` that records chunks and the end."""
     from nemo_relay._core.stream import LlmStream
@@ -602,7 +614,8 @@ async def stream_pipeline(
         _close_failed(call, handle, _failed_metadata(handle._metadata, callback_failed(exc)))
         rethrow(exc)
     # Chunks are pulled in this call's context, so the producer sees the LLM call as its parent.
-    return LlmStream(call, handle, _ContextIterator(source, copy_context()), collector, finalizer, streams.settle)
+    iterator = _ContextIterator(source, copy_context())
+    return LlmStream(call, handle, iterator, collector, finalizer, streams.settle, response_codec)
 
 
 class _StreamChain:

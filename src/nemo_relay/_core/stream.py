@@ -13,12 +13,13 @@ import contextlib
 from contextvars import copy_context
 
 from nemo_relay._core import aio, registry
-from nemo_relay._core.calls import close_llm, end_time
+from nemo_relay._core.calls import end_time
 from nemo_relay._core.dispatch import publish
 from nemo_relay._core.errors import InternalError, JsonConversionError
 from nemo_relay._core.events import MarkEvent
 from nemo_relay._core.ids import new_id, time_ns
 from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.llmcalls import close_llm, decode_response
 from nemo_relay._core.policy import callback_failed, error_metadata
 from nemo_relay._core.publish import report
 
@@ -41,7 +42,9 @@ class LlmStream:
     dropped. Awaiting the stream returns itself.
     """
 
-    __slots__ = ("_call", "_handle", "_source", "_collector", "_finalizer", "_settle", "_index", "_done", "_loop")
+    __slots__ = (
+        "_call", "_handle", "_source", "_collector", "_finalizer", "_settle", "_codec", "_index", "_done", "_loop",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -51,6 +54,7 @@ class LlmStream:
         collector: Callable[[JsonValue], Any],
         finalizer: Callable[[], Any],
         settle: Callable[[], None],
+        response_codec: object = None,
     ) -> None:
         self._call = call
         self._handle = handle
@@ -58,6 +62,7 @@ class LlmStream:
         self._collector = collector
         self._finalizer = finalizer
         self._settle = settle
+        self._codec = response_codec
         self._index = 0
         self._done = False
         self._loop = aio.running_loop()
@@ -137,6 +142,12 @@ class LlmStream:
         self._settle()
         call, handle = self._call, self._handle
         data = self._final_data()
+        annotation = None
+        if outcome == DROPPED and self._codec is not None and data is not None:
+            # Decoded here (not on the dispatcher) because it decides the status.
+            annotation = decode_response(self._codec, data)
+            if _complete(annotation):
+                outcome = None  # the provider said it was done: nothing was really dropped
         if outcome is None:
             metadata: JsonValue = {"otel.status_code": "OK"}
         elif isinstance(outcome, str):
@@ -144,7 +155,8 @@ class LlmStream:
         else:
             metadata = error_metadata(callback_failed(outcome))
         metadata = _merge(handle._metadata, _merge(call.metadata, metadata))
-        close_llm(handle, call.view, call.top, data, handle._data, metadata, end_time(handle._start, None))
+        end = end_time(handle._start, None)
+        close_llm(call, handle, data, handle._data, metadata, end, self._codec, annotation)
 
     def _final_data(self) -> JsonValue:
         try:
@@ -169,6 +181,11 @@ class LlmStream:
         if close is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_close_later, loop, close)
+
+
+def _complete(annotation: JsonValue) -> bool:
+    """Whether a decoded response carries an authoritative finish reason and usage."""
+    return type(annotation) is dict and bool(annotation.get("finish_reason")) and bool(annotation.get("usage"))
 
 
 async def _ready(stream: LlmStream) -> LlmStream:
