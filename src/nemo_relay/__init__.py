@@ -111,7 +111,24 @@ if TYPE_CHECKING:
         ToolSanitizeGuardrail,
     )
 
-_LAZY_MODULES = ("runtime_registrations", "_native", "utils", "codecs", "typed")
+_LAZY_MODULES = ("runtime_registrations", "_native", "utils", "codecs", "typed", "plugin", "observability")
+
+# Exporter classes, loaded on first use (they pull optional libraries such as opentelemetry-sdk).
+_LAZY_NAMES = {
+    "AtofExporter": "nemo_relay._core.observability.atof",
+    "AtofExporterConfig": "nemo_relay._core.observability.atof",
+    "AtofExporterMode": "nemo_relay._core.observability.atof",
+    "AtofStreamSinkConfig": "nemo_relay._core.observability.atof",
+    "AtifExporter": "nemo_relay._core.observability.atif.exporter",
+    "OpenTelemetryConfig": "nemo_relay._core.observability.otel.traces",
+    "OpenTelemetrySubscriber": "nemo_relay._core.observability.otel.traces",
+    "OpenTelemetryRuntimeDiagnostic": "nemo_relay._core.observability.otel.diagnostics",
+    "OpenTelemetryRuntimeDiagnostics": "nemo_relay._core.observability.otel.diagnostics",
+    "OpenTelemetryLogConfig": "nemo_relay._core.observability.otel.logs",
+    "OpenTelemetryLogSubscriber": "nemo_relay._core.observability.otel.logs",
+    "OpenTelemetryMetricConfig": "nemo_relay._core.observability.otel.metrics",
+    "OpenTelemetryMetricSubscriber": "nemo_relay._core.observability.otel.metrics",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -120,6 +137,13 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(f"nemo_relay.{name}")
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value
+        return value
     if name in _ALIASES:
         from nemo_relay._core import aliases
 

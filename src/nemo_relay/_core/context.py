@@ -20,7 +20,7 @@ from contextvars import ContextVar
 
 from nemo_relay._core.errors import InvalidArgumentError, NotFoundError
 from nemo_relay._core.handles import ScopeHandle
-from nemo_relay._core.ids import id_hex, new_id, time_ns
+from nemo_relay._core.ids import id_hex, id_str, new_id, time_ns
 from nemo_relay._core.types import ScopeType, type_name
 
 
@@ -252,3 +252,24 @@ def owning_agent(top: ScopeHandle, parent_id: int) -> ScopeHandle | None:
             return frame
         frame = frame._below
     return None
+
+
+def emission_stack_root() -> tuple[str, str | None, str | None] | None:
+    """Inside a subscriber call: the root of the stack the event was emitted on, as
+    ``(root uuid, propagated root uuid or None, propagated parent uuid or None)``; None elsewhere.
+
+    Exporters use it to tell top-level scopes (whose parent is this root) from nested ones, and to
+    parent spans under a propagated remote parent.
+    """
+    override = _override_var.get()
+    if override is None:
+        return None
+    top = override._top if type(override) is ScopeStack else override
+    bottom, _ = bottom_and_first(top)  # type: ignore[arg-type]
+    prop_root: int | None = getattr(bottom, "_prop_root", None)
+    prop_parent: int | None = getattr(bottom, "_prop_parent", None)
+    return (
+        id_str(bottom._id),
+        None if prop_root is None else id_str(prop_root),
+        None if prop_parent is None else id_str(prop_parent),
+    )
