@@ -84,6 +84,39 @@ def _with_subscriber(body: Workload) -> Workload:
     return run
 
 
+def _atof_file_exporter() -> tuple[object, Callable[[], None]]:
+    """An ``AtofExporter`` writing to a fresh temp file, registered; returns it and its cleanup."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="bench-atof-")
+    config = nemo_relay.AtofExporterConfig()
+    config.output_directory = directory
+    config.filename = "events.jsonl"
+    exporter = nemo_relay.AtofExporter(config)
+    exporter.register("bench-atof")
+
+    def close() -> None:
+        exporter.deregister("bench-atof")
+        exporter.shutdown()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    return exporter, close
+
+
+def _with_atof_file(body: Workload) -> Workload:
+    # The exporter's force_flush waits for the dispatcher and the file: every mark is written.
+    def run(n: int) -> None:
+        exporter, close = _atof_file_exporter()
+        try:
+            body(n)
+            exporter.force_flush()  # type: ignore[attr-defined]
+        finally:
+            close()
+
+    return run
+
+
 # --- codec workloads ----------------------------------------------------------------------------------------
 
 
@@ -142,6 +175,7 @@ THROUGHPUT: dict[str, tuple[Workload, int]] = {
     "mark, no subscriber": (_mark, 20_000),
     "mark, 1 no-op subscriber": (_with_subscriber(_mark), 20_000),
     "mark with 4-key payload, 1 no-op subscriber": (_with_subscriber(_mark_with_data), 20_000),
+    "mark through ATOF file exporter (written, flushed)": (_with_atof_file(_mark), 20_000),
     "codec decode+encode, OpenAI chat, 20 messages": (_round_trip("OpenAIChatCodec", CHAT_20), 2_000),
     "codec decode+encode, Anthropic messages, 20 messages": (
         _round_trip("AnthropicMessagesCodec", ANTHROPIC_20),
@@ -263,6 +297,20 @@ def measure_latency(call: LatencyCall, middleware: bool, n: int) -> float:
         subscribers.deregister("bench-noop")
 
 
+def measure_atof_latency(call: LatencyCall, n: int) -> float:
+    """Median microseconds per awaited managed call with an ATOF file exporter registered (no other subscriber)."""
+    _exporter, close = _atof_file_exporter()
+    try:
+        return asyncio.run(_median_latency(call, n))
+    finally:
+        close()
+
+
+ATOF_LATENCY: dict[str, tuple[LatencyCall, int]] = {
+    "managed tool call with ATOF file exporter": (lambda: tools.execute("search", SMALL_ARGS, _echo_tool), 20_000),
+}
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     results: dict[str, float | None] = {}
@@ -274,6 +322,11 @@ def main(argv: list[str]) -> int:
     for name, (call, middleware, n) in LATENCY.items():
         try:
             results[name] = measure_latency(call, middleware, max(20, n // 40) if quick else n)
+        except (AttributeError, NotImplementedError, TypeError):
+            results[name] = None
+    for name, (call, n) in ATOF_LATENCY.items():
+        try:
+            results[name] = measure_atof_latency(call, max(20, n // 40) if quick else n)
         except (AttributeError, NotImplementedError, TypeError):
             results[name] = None
     print(json.dumps({"module": nemo_relay.__file__, "results": results}))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nemo_relay._core import args as _args
 from nemo_relay._core import registry as _registry
+from nemo_relay._core.plugins import names as _plugin_names
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -102,16 +103,24 @@ def list_runtime_registrations(
 ) -> list[RuntimeRegistrationIdentity]:
     """Every global registration (gated ones included), sorted by family order then effective name.
 
-    Scope-local registrations are never listed.
+    Registrations made through a plugin component's context are owned by that plugin (kind and
+    component ordinal) and listed under their local name. Scope-local registrations are never listed.
 
     Raises:
         ValueError: ``unknown runtime registration kind: <kind>``.
     """
     families = None if kinds is None else _families(kinds, "kinds")
-    return [
-        RuntimeRegistrationIdentity(_KINDS[family], entry.name, entry.name, _GLOBAL_API)
-        for family, entry in _registry.global_registrations(families)
-    ]
+    return [_identity(_KINDS[family], entry.name) for family, entry in _registry.global_registrations(families)]
+
+
+def _identity(kind: RuntimeRegistrationKind, effective_name: str) -> RuntimeRegistrationIdentity:
+    # Plugin components register under `nemo-relay-plugin.v1.<kind>:<ordinal>:<local name>`.
+    parsed = _plugin_names.parse(effective_name)
+    if parsed is None:
+        return RuntimeRegistrationIdentity(kind, effective_name, effective_name, _GLOBAL_API)
+    plugin_kind, ordinal, local_name = parsed
+    owner = RuntimeRegistrationOwner(RuntimeRegistrationOwnerKind.PLUGIN, plugin_kind, ordinal)
+    return RuntimeRegistrationIdentity(kind, local_name, effective_name, owner)
 
 
 def register_conditional_middleware_guardrail(

@@ -346,19 +346,11 @@ class BestEffortAnyCodec(Codec[object]):
         cls: type[object] = value.__class__  # as the object reports it (proxies may differ from type())
         if hasattr(value, "model_dump"):
             try:
-                return {
-                    "__nv_pydantic__": _qualified_name(cls),
-                    "__nv_runtime_type__": _register_runtime_type(cls),
-                    "data": cast(Json, cast(_Dumpable, value).model_dump(mode="json")),
-                }
+                return _tagged("__nv_pydantic__", cls, lambda: cast(_Dumpable, value).model_dump(mode="json"))
             except Exception:
                 pass  # not a usable model: try the next form
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {
-                "__nv_dataclass__": _qualified_name(cls),
-                "__nv_runtime_type__": _register_runtime_type(cls),
-                "data": _dataclass_fields(value),
-            }
+            return _tagged("__nv_dataclass__", cls, lambda: _dataclass_fields(value))
         try:
             return cast(Json, json.loads(json.dumps(value)))
         except Exception:
@@ -388,33 +380,43 @@ class BestEffortAnyCodec(Codec[object]):
         return data
 
 
-def _tagged_type(data: dict[str, Json], tag: str) -> type[object] | None:
-    return _resolve_runtime_type(data.get("__nv_runtime_type__")) or _resolve_importable_type(data[tag])
+def _tagged(tag: str, cls: type[object], dump: Callable[[], Any]) -> Json:
+    """The tagged form of a model or dataclass: class path, runtime token, then ``dump()`` as ``data``.
+
+    Built in that order, so the class is registered even when ``dump`` fails.
+    """
+    return {tag: _qualified_name(cls), "__nv_runtime_type__": _register_runtime_type(cls), "data": dump()}
+
+
+def _rebuild_tagged(data: dict[str, Json], tag: str, build: Callable[[type[object], Json], object]) -> object:
+    """``build(cls, payload)`` for the class a ``tag``-tagged value names; ``_UNRESOLVED`` if any step fails."""
+    if tag not in data:
+        return _UNRESOLVED
+    try:
+        cls = _resolve_runtime_type(data.get("__nv_runtime_type__")) or _resolve_importable_type(data[tag])
+        if cls is not None:
+            return build(cls, data["data"])
+    except Exception:
+        pass
+    return _UNRESOLVED
 
 
 def _rebuild_model(data: dict[str, Json]) -> object:
-    if "__nv_pydantic__" not in data:
+    def build(cls: type[object], payload: Json) -> object:
+        if hasattr(cls, "model_validate"):
+            return cast(_Validating, cls).model_validate(payload)
         return _UNRESOLVED
-    try:
-        cls = _tagged_type(data, "__nv_pydantic__")
-        if cls is not None and hasattr(cls, "model_validate"):
-            return cast(_Validating, cls).model_validate(data["data"])
-    except Exception:
-        pass
-    return _UNRESOLVED
+
+    return _rebuild_tagged(data, "__nv_pydantic__", build)
 
 
 def _rebuild_dataclass(data: dict[str, Json]) -> object:
-    if "__nv_dataclass__" not in data:
-        return _UNRESOLVED
-    payload = data["data"]
-    try:
-        cls = _tagged_type(data, "__nv_dataclass__")
-        if cls is not None and dataclasses.is_dataclass(cls) and isinstance(payload, dict):
+    def build(cls: type[object], payload: Json) -> object:
+        if dataclasses.is_dataclass(cls) and isinstance(payload, dict):
             return cls(**payload)
-    except Exception:
-        pass
-    return _UNRESOLVED
+        return _UNRESOLVED
+
+    return _rebuild_tagged(data, "__nv_dataclass__", build)
 
 
 def _rebuild_pickle(data: dict[str, Json]) -> object:

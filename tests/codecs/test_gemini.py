@@ -6,11 +6,12 @@ implementation (nemo-relay 0.8.4); the fixtures under ``fixtures/gemini`` carry 
 
 from __future__ import annotations
 
+import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from codec_helpers import Fixtures, check_recorded_edit, decode, encode_edit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from roundtrip_check import encode_unedited
@@ -18,28 +19,11 @@ from roundtrip_check import encode_unedited
 from nemo_relay import AnnotatedLLMRequest, LLMRequest
 from nemo_relay.codecs import GeminiGenerateContentCodec, LlmCodec, LlmResponseCodec
 
-FIXTURES = Path(__file__).parent / "fixtures" / "gemini"
+FIXTURES = Fixtures("gemini")
 CODEC = GeminiGenerateContentCodec()
-
-
-def _load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def _names(prefix: str) -> list[str]:
-    return sorted(p.stem for p in FIXTURES.glob(f"{prefix}*.json"))
-
-
-def _decode(content: Any) -> AnnotatedLLMRequest:
-    return CODEC.decode(LLMRequest({}, content))
-
-
-def _encode_edit(content: dict[str, Any], **changes: Any) -> Any:
-    original = LLMRequest({}, content)
-    annotated = CODEC.decode(original)
-    for name, value in changes.items():
-        setattr(annotated, name, value)
-    return CODEC.encode(annotated, original).content
+_load, _names = FIXTURES.load, FIXTURES.names
+_decode = functools.partial(decode, CODEC)
+_encode_edit = functools.partial(encode_edit, CODEC)
 
 
 def _contents(*items: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -86,23 +70,9 @@ def test_fixture_round_trip_is_identity(name: str) -> None:
     assert encoded.headers == {"x-goog-api-client": "t"}
 
 
-def _edit_cases() -> list[Any]:
-    cases = []
-    for name in _names("request_"):
-        for edit in _load(name)["edits"]:
-            cases.append(pytest.param(name, edit, id=f"{name}: {edit['name']}"))
-    return cases
-
-
-@pytest.mark.parametrize(("name", "edit"), _edit_cases())
+@pytest.mark.parametrize(("name", "edit"), FIXTURES.edit_cases())
 def test_fixture_edit_produces_reference_payload(name: str, edit: dict[str, Any]) -> None:
-    fixture = _load(name)
-    if "error" in edit:
-        with pytest.raises(RuntimeError) as info:
-            _encode_edit(fixture["request"], **edit["set"])
-        assert str(info.value) == edit["error"]
-    else:
-        assert _encode_edit(fixture["request"], **edit["set"]) == edit["content"]
+    check_recorded_edit(CODEC, _load(name)["request"], edit)
 
 
 # --- decode details ------------------------------------------------------------------------------------------

@@ -8,11 +8,10 @@ the ``ChatResult`` the aggregator is expected to build (the reference has no OCI
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from codec_helpers import Fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from roundtrip_check import encode_unedited
@@ -28,16 +27,13 @@ from nemo_relay import (
 from nemo_relay._core.codecs.oci import OCIGenAIChatCodec, OCIStreamAggregator
 from nemo_relay._core.errors import InvalidArgumentError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "oci"
+FIXTURES = Fixtures("oci")
+load = FIXTURES.load
 FORMATS = ("generic", "cohere", "coherev2")
 REQUEST_PROPERTIES = ("messages", "model", "params", "tools", "tool_choice", "api_specific", "extra")
 RESPONSE_PROPERTIES = ("id", "model", "message", "tool_calls", "finish_reason", "usage", "api_specific", "extra")
 
 codec = OCIGenAIChatCodec()
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def request_properties(annotated: AnnotatedLLMRequest) -> dict[str, Any]:

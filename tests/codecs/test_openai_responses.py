@@ -8,13 +8,23 @@ were checked against the reference as well.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from codec_helpers import (
+    Body,
+    EditCase,
+    EncodeErrorCase,
+    Fixtures,
+    assign,
+    change_messages,
+    patched,
+    update_message,
+)
+from codec_helpers import roundtrip as codec_roundtrip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from roundtrip_check import encode_unedited
@@ -23,30 +33,11 @@ from nemo_relay import LLMRequest
 from nemo_relay._core.codecs.openai_responses import OpenAIResponsesCodec
 from nemo_relay._core.errors import InternalError, InvalidArgumentError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "openai_responses"
+FIXTURES = Fixtures("openai_responses")
 CODEC = OpenAIResponsesCodec()
 
-Body = dict[str, Any]
-
-
-def load(name: str) -> dict[str, Any]:
-    """One fixture file."""
-    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
-
-
-def names(prefix: str) -> list[str]:
-    """Fixture names starting with ``prefix``."""
-    return sorted(path.stem for path in FIXTURES.glob(f"{prefix}*.json"))
-
-
-def roundtrip(body: Body, edit: Callable[[Any], None] | None = None) -> Any:
-    """Decode ``body``, apply ``edit`` to the annotation, encode it back; returns the new content."""
-    request = LLMRequest({"openai-beta": "responses=v1"}, copy.deepcopy(body))
-    if edit is None:
-        return encode_unedited(CODEC, request).content
-    annotated = CODEC.decode(request)
-    edit(annotated)
-    return CODEC.encode(annotated, request).content
+load, names = FIXTURES.load, FIXTURES.names
+roundtrip = functools.partial(codec_roundtrip, CODEC, {"openai-beta": "responses=v1"})
 
 
 # --- decode -------------------------------------------------------------------------------------------
@@ -210,57 +201,6 @@ def test_malformed_requests_name_the_field(body: Body, message: str) -> None:
 
 
 # --- encode: edits patch the original -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EditCase:
-    """An edit applied to a fixture's annotation and the provider body it must produce."""
-
-    name: str
-    fixture: str
-    edit: Callable[[Any], None]
-    expected: Callable[[Body], Body]  # the original body, modified to what encode must return
-
-
-def update_message(index: int, change: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Edit: change one message in place."""
-
-    def edit(annotated: Any) -> None:
-        messages = annotated.messages
-        change(messages[index])
-        annotated.messages = messages
-
-    return edit
-
-
-def change_messages(change: Callable[[list[Any]], list[Any]]) -> Callable[[Any], None]:
-    """Edit: rewrite the message list."""
-
-    def edit(annotated: Any) -> None:
-        annotated.messages = change(annotated.messages)
-
-    return edit
-
-
-def assign(**values: Any) -> Callable[[Any], None]:
-    """Edit: assign annotation attributes."""
-
-    def edit(annotated: Any) -> None:
-        for key, value in values.items():
-            setattr(annotated, key, value)
-
-    return edit
-
-
-def patched(change: Callable[[Body], Any]) -> Callable[[Body], Body]:
-    """Expected body: the original with ``change`` applied."""
-
-    def expected(body: Body) -> Body:
-        body = copy.deepcopy(body)
-        change(body)
-        return body
-
-    return expected
 
 
 def _items(body: Body, *indices: int) -> list[Any]:
@@ -500,16 +440,6 @@ def test_edit_patches_only_what_changed(case: EditCase) -> None:
     body = load(case.fixture)["request"]
     assert roundtrip(body, case.edit) == case.expected(body)
     assert body == load(case.fixture)["request"]
-
-
-@dataclass(frozen=True)
-class EncodeErrorCase:
-    """An edit the codec must refuse, and the exact error text."""
-
-    name: str
-    fixture: str
-    edit: Callable[[Any], None]
-    message: str
 
 
 def _append(message: Any) -> Callable[[Any], None]:

@@ -17,6 +17,7 @@ TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do n
 if TYPE_CHECKING:
     from typing import Any, ClassVar
 
+    from nemo_relay._core.codecs.common import ResponseShape
     from nemo_relay._core.types import JsonValue
 
     JsonObject = dict[str, JsonValue]
@@ -29,6 +30,10 @@ class BuiltinCodec:
 
     _relay_builtin_id: ClassVar[str] = ""
     provider: ClassVar[str] = ""  # the provider name used by provider-native components
+    # A JSON response that is not an object fails as the reference's typed decode words it: checked by
+    # ``_response_shape`` against ``_response_type`` (serde's name of the provider response type).
+    _response_shape: ClassVar[ResponseShape | None] = None
+    _response_type: ClassVar[str] = ""
 
     # --- public codec protocol -----------------------------------------------------------------------------
 
@@ -57,6 +62,8 @@ class BuiltinCodec:
     def decode_response(self, response: JsonValue) -> AnnotatedLLMResponse:
         """Decode a provider response into an ``AnnotatedLLMResponse``."""
         if type(response) is not dict:
+            if self._response_shape is not None:
+                self._response_shape.object(response, self._response_type)
             raise InvalidArgumentError(f"{self._label()} response must be a JSON object, got {type(response).__name__}")
         return AnnotatedLLMResponse._from_json(self.decode_response_json(response))
 

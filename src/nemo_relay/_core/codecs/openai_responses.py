@@ -13,42 +13,47 @@ Encoding patches the original body the same way the Chat codec does (see ``opena
 from __future__ import annotations
 
 from nemo_relay._core.codecs.base import BuiltinCodec
-from nemo_relay._core.codecs.openai_chat import (
+from nemo_relay._core.codecs.common import (
     FieldReader,
     ResponseShape,
+    as_list,
+    as_object,
+    check_api,
+    extra_of,
+    json_equal,
+    patch_extra,
+    provider_native,
+    set_or_drop,
+    usage_json,
+)
+from nemo_relay._core.codecs.openai_common import (
+    TEXT,
     cannot_encode,
     changed,
-    check_api,
-    debug_message,
-    debug_part,
-    decode_function_tool,
+    decode_tool,
     decode_tool_choice,
     decoded_tool_call,
     dump_arguments,
-    encode_native_tool,
-    encode_tool_choice,
-    function_definition,
-    json_equal,
+    encode_tool,
     parse_arguments,
     patch_array,
     patch_exact,
-    patch_extra,
-    patch_value,
-    provider_native,
+    patch_sampling,
+    patch_tool_choice,
+    patch_tools,
+    read_tools,
     reported_cost,
-    set_or_drop,
     unknown_reason,
-    usage_json,
 )
 from nemo_relay._core.errors import InvalidArgumentError
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
-    from nemo_relay._core.annotated import AnnotatedLLMResponse
     from nemo_relay._core.types import JsonObject, JsonValue
 
 API = "OpenAI Responses"
 PROVIDER = "openai_responses"
+_SHAPE = ResponseShape(API, TEXT)
 
 # Validated in the reference's order; each maps a body field to (reader kind, destination).
 _TOP_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -103,6 +108,8 @@ class OpenAIResponsesCodec(BuiltinCodec):
 
     _relay_builtin_id = "openai_responses"
     provider = "openai"
+    _response_shape = _SHAPE
+    _response_type = "struct RawResponsesResponse"
 
     def decode_json(self, content: JsonObject, headers: JsonObject) -> JsonObject:
         """The annotation JSON for a Responses request body."""
@@ -111,8 +118,8 @@ class OpenAIResponsesCodec(BuiltinCodec):
 
     def encode_json(self, annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonValue:
         """``content`` patched with the fields where ``annotation`` differs from ``baseline``."""
-        new_api = check_api(annotation, PROVIDER, API)
-        new_params, base_params = _params(annotation), _params(baseline)
+        new_api = check_api(annotation.get("api_specific"), PROVIDER, API)
+        new_params, base_params = as_object(annotation.get("params")), as_object(baseline.get("params"))
         if new_params.get("stop") is not None:
             raise InvalidArgumentError(f"{API} does not support stop sequences")
         _patch_input(content, annotation, baseline)
@@ -120,20 +127,14 @@ class OpenAIResponsesCodec(BuiltinCodec):
         if changed(annotation, baseline, "model"):
             set_or_drop(content, "model", annotation.get("model"))
         _patch_params(content, annotation, baseline, new_params, base_params)
-        _patch_tools(content, annotation, baseline)
-        _patch_tool_choice(content, annotation, baseline)
+        patch_tools(content, annotation, baseline, _encode_tool)
+        patch_tool_choice(content, annotation, baseline, PROVIDER, API, flat_function=True)
         for key in _FIRST_CLASS:
             if key != "max_output_tokens" and changed(annotation, baseline, key):
                 set_or_drop(content, key, annotation.get(key))
-        patch_exact(content, new_api, check_api(baseline, PROVIDER, API), _API_KEYS, nulls=False)
-        patch_extra(content, annotation, baseline)
+        patch_exact(content, new_api, check_api(baseline.get("api_specific"), PROVIDER, API), _API_KEYS)
+        patch_extra(content, extra_of(annotation), extra_of(baseline), json_equal)
         return content
-
-    def decode_response(self, response: JsonValue) -> AnnotatedLLMResponse:
-        """Decode a Responses ``response`` object into an ``AnnotatedLLMResponse``."""
-        if not isinstance(response, dict):
-            ResponseShape(API).mismatch(response, "struct RawResponsesResponse")
-        return super().decode_response(response)
 
     def decode_response_json(self, response: JsonObject) -> JsonObject:
         """The annotated-response JSON for a Responses ``response`` object."""
@@ -162,29 +163,13 @@ def _read_fields(content: JsonObject) -> dict[str, JsonValue]:
     reader = FieldReader(content, API)
     values: dict[str, JsonValue] = {}
     for key, kind, _ in _TOP_FIELDS:
-        values[key] = _read_tools(content) if kind == "tools" else reader.read(key, kind)
+        values[key] = read_tools(content, API, _decode_tool) if kind == "tools" else reader.read(key, kind)
     return values
 
 
-def _read_tools(content: JsonObject) -> list[JsonValue] | None:
-    if "tools" not in content:
-        return None
-    tools = content["tools"]
-    if not isinstance(tools, list):
-        raise InvalidArgumentError(f"{API} tools must be an array")
-    return [_decode_tool(tool) for tool in tools]
-
-
 def _decode_tool(tool: JsonValue) -> JsonValue:
-    if not isinstance(tool, dict):
-        raise InvalidArgumentError(f"{API} tool must be an object")
-    if tool.get("type") != "function":
-        return provider_native(PROVIDER, tool.get("type"), tool, tag="type")
-    function = tool.get("function")
-    if isinstance(function, dict):  # the Chat-style nested shape, which the API also accepts
-        beside = {key: value for key, value in tool.items() if key not in ("type", "function")}
-        return decode_function_tool(function, beside, API)
-    return decode_function_tool({key: value for key, value in tool.items() if key != "type"}, {}, API)
+    # A function tool is flat here; the Chat-style nested shape is accepted too.
+    return decode_tool(tool, PROVIDER, API, flat_function=True)
 
 
 def _assemble_request(content: JsonObject, messages: list[JsonValue], values: dict[str, JsonValue]) -> JsonObject:
@@ -223,14 +208,14 @@ def _decode_item(item: JsonValue) -> JsonValue:
         return _decode_function_call(item)
     if kind == "function_call_output":
         return _decode_function_output(item)
-    return provider_native(PROVIDER, kind, item, tag="role")
+    return provider_native(PROVIDER, kind, item, "role")
 
 
 def _decode_message(item: JsonObject) -> JsonValue:
     role = item.get("role")
     if role not in _MESSAGE_ROLES or not _MESSAGE_KEYS.issuperset(item):
         # Ids, statuses, names or unknown roles do not fit the view: keep the item whole.
-        return provider_native(PROVIDER, "message", item, tag="role")
+        return provider_native(PROVIDER, "message", item, "role")
     if "content" not in item:
         raise InvalidArgumentError(f"{API} message is missing content")
     content = item["content"]
@@ -258,7 +243,7 @@ def _decode_part(part: JsonValue) -> JsonValue:
         return {"type": "image", "image": rest}
     if kind == "input_file":
         return {"type": "file", "file": rest}
-    return provider_native(PROVIDER, kind, part, tag="type")
+    return provider_native(PROVIDER, kind, part, "type")
 
 
 def _decode_function_call(item: JsonObject) -> JsonObject:
@@ -299,18 +284,8 @@ def _item_extra(item: JsonObject, owned: tuple[str, ...]) -> JsonObject:
 # --- request encode -------------------------------------------------------------------------------------
 
 
-def _params(annotation: JsonObject) -> JsonObject:
-    params = annotation.get("params")
-    return params if isinstance(params, dict) else {}
-
-
-def _items(annotation: JsonObject, key: str) -> list[JsonValue]:
-    items = annotation.get(key)
-    return items if isinstance(items, list) else []
-
-
 def _patch_input(content: JsonObject, annotation: JsonObject, baseline: JsonObject) -> None:
-    new, base = _items(annotation, "messages"), _items(baseline, "messages")
+    new, base = as_list(annotation.get("messages")), as_list(baseline.get("messages"))
     if json_equal(new, base):
         return
     original = content.get("input")
@@ -346,7 +321,7 @@ def _encode_item(message: JsonValue, original: JsonValue) -> JsonValue:
         return out
     if role == "provider_native" and message.get("provider") == PROVIDER:
         return message.get("value")
-    raise cannot_encode("message", debug_message(message), API)
+    raise cannot_encode("message", TEXT.message(message), API)
 
 
 def _encode_function_call(message: JsonObject) -> JsonObject:
@@ -389,7 +364,7 @@ def _encode_part(part: JsonValue, role: str) -> JsonValue:
         }
     if kind == "provider_native" and part.get("provider") == PROVIDER:
         return part.get("value")
-    raise cannot_encode("content part", debug_part(part), API)
+    raise cannot_encode("content part", TEXT.part(part), API)
 
 
 def _encode_media(part: JsonObject, kind: str) -> JsonObject:
@@ -412,10 +387,7 @@ def _patch_instructions(content: JsonObject, annotation: JsonObject, baseline: J
 def _patch_params(
     content: JsonObject, annotation: JsonObject, baseline: JsonObject, new: JsonObject, base: JsonObject
 ) -> None:
-    for key in ("temperature", "top_p"):
-        if changed(new, base, key):
-            value = new.get(key)
-            set_or_drop(content, key, float(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+    patch_sampling(content, new, base)
     # The limit appears twice in the view; the dedicated field wins over ``params.max_tokens``.
     if changed(annotation, baseline, "max_output_tokens"):
         set_or_drop(content, "max_output_tokens", annotation.get("max_output_tokens"))
@@ -423,56 +395,19 @@ def _patch_params(
         set_or_drop(content, "max_output_tokens", new.get("max_tokens"))
 
 
-def _patch_tools(content: JsonObject, annotation: JsonObject, baseline: JsonObject) -> None:
-    if not changed(annotation, baseline, "tools"):
-        return
-    new, base = annotation.get("tools"), baseline.get("tools")
-    if not isinstance(new, list):
-        content.pop("tools", None)
-        return
-    original = content.get("tools")
-    if isinstance(original, list) and isinstance(base, list):
-        content["tools"] = patch_array(original, base, new, _encode_tool)
-    else:
-        content["tools"] = [_encode_tool(tool, None) for tool in new]
-
-
 def _encode_tool(tool: JsonValue, original: JsonValue) -> JsonValue:
-    if not isinstance(tool, dict):
-        return tool
-    if tool.get("type") == "provider_native":
-        return encode_native_tool(tool, PROVIDER, API)
-    definition, beside = function_definition(tool)
-    if isinstance(original, dict) and isinstance(original.get("function"), dict):
-        return {"type": "function", "function": definition, **beside}  # follow the caller's nested shape
-    return {"type": "function", **definition, **beside}
-
-
-def _patch_tool_choice(content: JsonObject, annotation: JsonObject, baseline: JsonObject) -> None:
-    if not changed(annotation, baseline, "tool_choice"):
-        return
-    new = annotation.get("tool_choice")
-    if new is None:
-        content.pop("tool_choice", None)
-        return
-    encoded = encode_tool_choice(new, PROVIDER, API, flat_function=True)
-    base = baseline.get("tool_choice")
-    if "tool_choice" in content and base is not None:
-        base_encoded = encode_tool_choice(base, PROVIDER, API, flat_function=True)
-        encoded = patch_value(content["tool_choice"], base_encoded, encoded)
-    content["tool_choice"] = encoded
+    # Flat, unless the caller nested the original's definition Chat-style: follow its shape.
+    nested = isinstance(original, dict) and isinstance(original.get("function"), dict)
+    return encode_tool(tool, PROVIDER, API, nested=nested)
 
 
 # --- response decode ------------------------------------------------------------------------------------
 
 
 def _decode_response(response: JsonObject) -> JsonObject:
-    shape = ResponseShape(API)
+    shape = _SHAPE
     out: JsonObject = {}
-    for key in ("id", "model"):
-        value = shape.string(response.get(key))
-        if value is not None:
-            out[key] = value
+    shape.copy_strings(response, ("id", "model"), out)
     status = shape.string(response.get("status"))
     output = shape.sequence(response.get("output"))
     usage = shape.struct(response.get("usage"), "RawResponsesUsage")
@@ -541,7 +476,7 @@ def _decode_usage(usage: JsonObject, shape: ResponseShape, api_specific: JsonObj
     cached = _token_details(usage, "input_tokens_details", "cached_tokens", shape, api_specific)
     _token_details(usage, "output_tokens_details", "reasoning_tokens", shape, api_specific)
     cost = reported_cost(usage, shape, allow_number=False)
-    return usage_json(prompt, completion, total, cached, cost)
+    return usage_json(prompt, completion, total, cache_read=cached, cost=cost)
 
 
 def _token_details(
