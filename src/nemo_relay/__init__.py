@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     from nemo_relay._core.types import DataSchema
 
     UnsupportedBehavior: TypeAlias = Literal["ignore", "warn", "error"]
-    from nemo_relay import codecs, runtime_registrations, typed
+    from nemo_relay import codecs, observability, plugin, runtime_registrations, typed
     from nemo_relay._core.aliases import (
         EventMetadata,
         EventMetadataInjectorCallback,
@@ -110,6 +110,20 @@ if TYPE_CHECKING:
         ToolRequestIntercept,
         ToolSanitizeGuardrail,
     )
+    from nemo_relay._core.observability.atif.exporter import AtifExporter
+    from nemo_relay._core.observability.atof import (
+        AtofExporter,
+        AtofExporterConfig,
+        AtofExporterMode,
+        AtofStreamSinkConfig,
+    )
+    from nemo_relay._core.observability.otel.diagnostics import (
+        OpenTelemetryRuntimeDiagnostic,
+        OpenTelemetryRuntimeDiagnostics,
+    )
+    from nemo_relay._core.observability.otel.logs import OpenTelemetryLogConfig, OpenTelemetryLogSubscriber
+    from nemo_relay._core.observability.otel.metrics import OpenTelemetryMetricConfig, OpenTelemetryMetricSubscriber
+    from nemo_relay._core.observability.otel.traces import OpenTelemetryConfig, OpenTelemetrySubscriber
 
 _LAZY_MODULES = ("runtime_registrations", "_native", "utils", "codecs", "typed", "plugin", "observability")
 
@@ -197,6 +211,8 @@ __all__ = [
     # submodules
     "codecs",
     "errors",
+    "observability",
+    "plugin",
     "event_metadata",
     "guardrails",
     "intercepts",
@@ -250,6 +266,20 @@ __all__ = [
     "LlmSanitizeRequestContext",
     "LlmSanitizeResponseCodec",
     "LlmSanitizeResponseContext",
+    # exporters (loaded on first use)
+    "AtifExporter",
+    "AtofExporter",
+    "AtofExporterConfig",
+    "AtofExporterMode",
+    "AtofStreamSinkConfig",
+    "OpenTelemetryConfig",
+    "OpenTelemetryLogConfig",
+    "OpenTelemetryLogSubscriber",
+    "OpenTelemetryMetricConfig",
+    "OpenTelemetryMetricSubscriber",
+    "OpenTelemetryRuntimeDiagnostic",
+    "OpenTelemetryRuntimeDiagnostics",
+    "OpenTelemetrySubscriber",
     # callback and payload aliases (built on first use)
     "EventMetadata",
     "EventMetadataInjectorCallback",

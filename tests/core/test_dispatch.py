@@ -627,3 +627,32 @@ def test_forked_child_gets_a_fresh_dispatcher_and_parent_keeps_its_backlog(event
     # The parent delivers its own pre-fork backlog exactly once, and never sees the child's events.
     assert parent_flush == [True]
     assert mark_names(events) == ["block", "pre-0", "pre-1", "pre-2", "pre-3", "pre-4"]
+
+
+def test_idle_hooks_run_before_a_flush_barrier_opens_and_when_the_queue_empties():
+    from nemo_relay._core import dispatch
+
+    delivered: list[str] = []
+    written: list[list[str]] = []
+
+    def hook() -> None:
+        if delivered:
+            written.append(list(delivered))
+            delivered.clear()
+
+    subscribers.register("batcher", lambda event: delivered.append(event.name))
+    dispatch.add_idle_hook(hook)
+    try:
+        for index in range(50):
+            scope.event(f"m{index}")
+        assert subscribers.flush(timeout=10)
+        # Everything delivered before the barrier has been handed to the hook when flush returns.
+        assert [name for batch in written for name in batch] == [f"m{index}" for index in range(50)]
+        scope.event("late")
+        deadline = time.monotonic() + 10
+        while not written or written[-1] != ["late"]:  # no flush: the worker runs the hook when it goes idle
+            assert time.monotonic() < deadline, "idle hook did not run"
+            time.sleep(0.005)
+    finally:
+        dispatch.remove_idle_hook(hook)
+        subscribers.deregister("batcher")

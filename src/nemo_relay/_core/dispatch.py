@@ -143,6 +143,8 @@ def _run() -> None:
         try:
             item = queue.popleft()
         except IndexError:
+            if _idle_hooks:
+                _run_idle_hooks()  # still "busy": a flush barrier must not see the queue drained before this
             _busy = False
             # Linger before declaring ourselves idle: emitters do not pay for a wake-up while we
             # linger, and whatever they queue meanwhile is drained as one batch.
@@ -159,6 +161,8 @@ def _run() -> None:
             _idle = False
             continue
         if type(item) is _Barrier:
+            if _idle_hooks:
+                _run_idle_hooks()  # what was delivered before the barrier is written out before it opens
             item.done.set()
             continue
         _taken += 1
@@ -167,6 +171,32 @@ def _run() -> None:
         except BaseException as exc:  # the worker must survive anything a callback does
             _report(f"nemo_relay: dispatcher failed to deliver an event: {type(exc).__name__}: {exc}")
         _delivered += 1
+
+
+# Called on the worker whenever it runs out of events and at every flush barrier: subscribers that batch
+# their output (the ATOF file sink) write it out here, once per batch instead of once per event.
+_idle_hooks: list[Callable[[], None]] = []
+
+
+def add_idle_hook(hook: Callable[[], None]) -> None:
+    """Run ``hook`` on the dispatcher thread each time its queue empties and before each flush barrier opens."""
+    with _start_lock:
+        _idle_hooks.append(hook)
+
+
+def remove_idle_hook(hook: Callable[[], None]) -> None:
+    """Stop calling ``hook`` (no-op if it was not added)."""
+    with _start_lock:
+        if hook in _idle_hooks:
+            _idle_hooks.remove(hook)
+
+
+def _run_idle_hooks() -> None:
+    for hook in tuple(_idle_hooks):
+        try:
+            hook()
+        except BaseException as exc:  # the worker must survive anything a hook does
+            _report(f"nemo_relay: dispatcher idle hook failed: {type(exc).__name__}: {exc}")
 
 
 def _deliver(event: ScopeEvent | MarkEvent) -> None:

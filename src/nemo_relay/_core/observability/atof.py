@@ -90,10 +90,12 @@ class AtofFanout:
     def force_flush(self, timeout: float | None = None) -> bool:
         """Wait for the stream queues (at most ``timeout`` s, else each sink's ``timeout_millis``).
 
-        The file sink writes synchronously, so it has nothing to wait for. Returns True when every
-        stream drained in time and no event has been lost by any sink so far. Call the dispatcher
-        barrier (``subscribers.flush``) first to include events still queued there.
+        File sinks write out their batched lines now. Returns True when every stream drained in time
+        and no event has been lost by any sink so far. Call the dispatcher barrier
+        (``subscribers.flush``, which also writes the files out) first to include events still queued there.
         """
+        for file in self.files:
+            file.flush_pending()
         start = time.monotonic()
         ok = all(sink.flush(start + (sink.timeout if timeout is None else timeout)) for sink in self.streams)
         return ok and all(file.error is None for file in self.files)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 
 from nemo_relay._core.diagnostics import Teardown
+from nemo_relay._core.errors import RelayError
 from nemo_relay._core.observability import config as _config
-from nemo_relay._core.plugins.model import PluginConfigError
+from nemo_relay._core.plugins.model import PluginConfigError, PluginRegistrationError
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -64,12 +65,18 @@ class ObservabilityPlugin:
         except _config.ObservabilityConfigError as exc:
             raise PluginConfigError(str(exc)) from None
         _register_payload_policy(settings, context)
-        if settings.atof_sinks:
-            _register_atof(settings, context)
-        if settings.atif is not None:
-            _register_atif(settings, context)
-        if settings.opentelemetry_enabled:
-            _register_opentelemetry(settings, context)
+        try:
+            if settings.atof_sinks:
+                _register_atof(settings, context)
+            if settings.atif is not None:
+                _register_atif(settings, context)
+            if settings.opentelemetry_enabled:
+                _register_opentelemetry(settings, context)
+        except (RuntimeError, ValueError, OSError, ImportError) as exc:
+            if isinstance(exc, RelayError):
+                raise
+            # An exporter that cannot start (unwritable file, missing extra): the message says what and where.
+            raise PluginRegistrationError(str(exc)) from exc
 
     def __repr__(self) -> str:
         return "ObservabilityPlugin(kind='observability')"

@@ -273,7 +273,42 @@ def initialize_job(document: model.Document) -> dict[str, Any]:
         raise
     _active = active
     _retained = None
+    _install_exit_hook()
     return active.snapshot()
+
+
+_exit_hook_installed = False
+
+
+def _install_exit_hook() -> None:
+    # Installed after the first activation, so it runs before the exit hooks its exporters installed (LIFO).
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        import atexit
+
+        _exit_hook_installed = True
+        atexit.register(clear_at_exit)
+
+
+def clear_at_exit() -> None:
+    """At a normal interpreter exit: deliver queued events, then tear the active configuration down, so
+    exporters finish their files and uploads (ATIF writes still-open trajectories) within the exit deadline
+    (``NEMO_RELAY_EXIT_FLUSH_TIMEOUT``, default 10 s). Problems are reported on stderr, never raised."""
+    from nemo_relay._core import dispatch
+    from nemo_relay._core.publish import report as say
+
+    if _active is None:
+        return
+    seconds = max(dispatch._exit_timeout, 0.001)
+    deadline = time.monotonic() + seconds
+    flushed = subscribers.flush(timeout=seconds)
+    try:
+        future = submit_clear(deadline, None if flushed else f"queued events not delivered within {seconds:g}s")
+        wait(future, max(0.0, deadline - time.monotonic()) + 0.5)
+    except TimeoutError:
+        say(f"nemo_relay: plugin teardown did not finish within the {seconds:g}s exit deadline")
+    except Exception as exc:
+        say(f"nemo_relay: plugin teardown at exit: {exc}")
 
 
 def clear_job(deadline: float, flush_error: str | None) -> None:
