@@ -1,6 +1,7 @@
 """Benchmark workloads, run inside the interpreter under test (ours or the reference wheel's).
 
-Usage: python workloads.py [--quick]   -> prints one JSON object {"module": ..., "results": {...}}
+Usage: python workloads.py [--quick | --smoke]
+    -> prints one JSON object {"module": ..., "version": ..., "results": {...}, "peak_rss": bytes}
 
 Standard library only, and only the public ``nemo_relay`` API, so the same file measures any
 implementation. Two kinds of figures, both in microseconds:
@@ -9,6 +10,8 @@ implementation. Two kinds of figures, both in microseconds:
   delivery cost is amortised into the figure;
 * latency (``median µs``): the median time of one awaited managed call, measured call by call
   (delivery happens off the caller's path and shows up only in the tail).
+
+The process's peak resident set size is reported too (``memory.py`` says why RSS, not tracemalloc).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import nemo_relay
+from memory import peak_rss
 from nemo_relay import (
     LLMRequest,
     ScopeType,
@@ -63,19 +68,20 @@ def _mark(n: int) -> None:
 
 def _mark_with_data(n: int) -> None:
     event = scope.event
-    payload = {"step": 1, "tool": "search", "args": {"query": "weather in Paris", "limit": 5}}
+    payload: Any = {"step": 1, "tool": "search", "args": {"query": "weather in Paris", "limit": 5}}
     for _ in range(n):
         event("tick", data=payload)
     subscribers.flush()
 
 
-def _noop(_event: object) -> None:
+def noop(_event: object) -> None:
+    """A subscriber that does nothing: measures the runtime's delivery cost alone."""
     return None
 
 
 def _with_subscriber(body: Workload) -> Workload:
     def run(n: int) -> None:
-        subscribers.register("bench-noop", _noop)
+        subscribers.register("bench-noop", noop)
         try:
             body(n)
         finally:
@@ -84,7 +90,7 @@ def _with_subscriber(body: Workload) -> Workload:
     return run
 
 
-def _atof_file_exporter() -> tuple[object, Callable[[], None]]:
+def atof_file_exporter() -> tuple[object, Callable[[], None]]:
     """An ``AtofExporter`` writing to a fresh temp file, registered; returns it and its cleanup."""
     import shutil
     import tempfile
@@ -107,7 +113,7 @@ def _atof_file_exporter() -> tuple[object, Callable[[], None]]:
 def _with_atof_file(body: Workload) -> Workload:
     # The exporter's force_flush waits for the dispatcher and the file: every mark is written.
     def run(n: int) -> None:
-        exporter, close = _atof_file_exporter()
+        exporter, close = atof_file_exporter()
         try:
             body(n)
             exporter.force_flush()  # type: ignore[attr-defined]
@@ -120,8 +126,8 @@ def _with_atof_file(body: Workload) -> Workload:
 # --- codec workloads ----------------------------------------------------------------------------------------
 
 
-def _conversation(turns: int) -> list[dict[str, object]]:
-    messages: list[dict[str, object]] = []
+def _conversation(turns: int) -> list[Any]:
+    messages: list[Any] = []
     for turn in range(turns):
         messages.append({"role": "user", "content": f"Question {turn}: what changed in the report since yesterday?"})
         messages.append(
@@ -130,12 +136,13 @@ def _conversation(turns: int) -> list[dict[str, object]]:
     return messages
 
 
+_CHAT_MESSAGES: list[Any] = [{"role": "system", "content": "Be brief."}, *_conversation(10)][:20]
 CHAT_20 = LLMRequest(
     {"content-type": "application/json"},
     {
         "model": "gpt-bench",
         "temperature": 0.2,
-        "messages": [{"role": "system", "content": "Be brief."}, *_conversation(10)][:20],
+        "messages": _CHAT_MESSAGES,
     },
 )
 ANTHROPIC_20 = LLMRequest(
@@ -198,20 +205,22 @@ def measure_throughput(workload: Workload, n: int, repeats: int) -> float:
 
 # --- latency workloads (managed calls) -------------------------------------------------------------------
 
-SMALL_ARGS = {"query": "weather in Paris", "limit": 5}
+# Typed Any: the same file runs under the reference, so it cannot name our JSON aliases.
+SMALL_ARGS: Any = {"query": "weather in Paris", "limit": 5}
 # About 10 KiB of JSON: 120 records of a typical retrieval result.
-BIG_ARGS = {"items": [{"id": i, "text": "x" * 40, "tags": ["a", "b"]} for i in range(120)]}
+BIG_ARGS: Any = {"items": [{"id": i, "text": "x" * 40, "tags": ["a", "b"]} for i in range(120)]}
 
 
-def _echo_tool(args: object) -> ToolExecutionResult[object]:
+def echo_tool(args: Any) -> ToolExecutionResult[Any]:
+    """A tool that does nothing: measures the managed call's own cost."""
     return ToolExecutionResult({"ok": True})
 
 
-async def _async_echo_tool(args: object) -> ToolExecutionResult[object]:
+async def _async_echo_tool(args: Any) -> ToolExecutionResult[Any]:
     return ToolExecutionResult({"ok": True})
 
 
-def _provider(request: LLMRequest) -> object:
+def _provider(request: LLMRequest) -> Any:
     return {"id": "resp-1", "choices": [{"message": {"role": "assistant", "content": "Sunny."}}]}
 
 
@@ -222,9 +231,9 @@ REQUEST = LLMRequest(
 
 
 def _install_four_middleware() -> Callable[[], None]:
-    async def retry_free(name: str, args: object, next_call: Callable[..., object]) -> object:
-        downstream = await next_call(args)  # type: ignore[misc]
-        return ToolExecutionInterceptOutcome(downstream.result, annotation=downstream.annotation)  # type: ignore[attr-defined]
+    async def retry_free(name: str, args: Any, next_call: Callable[..., Any]) -> Any:
+        downstream = await next_call(args)
+        return ToolExecutionInterceptOutcome(downstream.result, annotation=downstream.annotation)
 
     guardrails.register_tool_conditional_execution("bench-allow", 0, lambda name, args: None)
     intercepts.register_tool_request("bench-request", 0, False, lambda name, args: args)
@@ -245,7 +254,7 @@ LatencyCall = Callable[[], object]
 LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
     # name: (one call, needs the 4 middleware, calls)
     "managed tool call (sync tool), 1 no-op subscriber": (
-        lambda: tools.execute("search", SMALL_ARGS, _echo_tool),
+        lambda: tools.execute("search", SMALL_ARGS, echo_tool),
         False,
         20_000,
     ),
@@ -255,7 +264,7 @@ LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
         20_000,
     ),
     "managed tool call + guardrail, request intercept, sanitizer, execution intercept": (
-        lambda: tools.execute("search", SMALL_ARGS, _echo_tool),
+        lambda: tools.execute("search", SMALL_ARGS, echo_tool),
         True,
         10_000,
     ),
@@ -265,7 +274,7 @@ LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
         False,
         5_000,
     ),
-    "managed tool call with 10 KiB JSON arguments": (lambda: tools.execute("bulk", BIG_ARGS, _echo_tool), False, 2_000),
+    "managed tool call with 10 KiB JSON arguments": (lambda: tools.execute("bulk", BIG_ARGS, echo_tool), False, 2_000),
 }
 
 
@@ -287,7 +296,7 @@ async def _median_latency(call: LatencyCall, n: int) -> float:
 
 def measure_latency(call: LatencyCall, middleware: bool, n: int) -> float:
     """Median microseconds per awaited managed call, with one no-op subscriber registered."""
-    subscribers.register("bench-noop", _noop)
+    subscribers.register("bench-noop", noop)
     remove = _install_four_middleware() if middleware else None
     try:
         return asyncio.run(_median_latency(call, n))
@@ -299,7 +308,7 @@ def measure_latency(call: LatencyCall, middleware: bool, n: int) -> float:
 
 def measure_atof_latency(call: LatencyCall, n: int) -> float:
     """Median microseconds per awaited managed call with an ATOF file exporter registered (no other subscriber)."""
-    _exporter, close = _atof_file_exporter()
+    _exporter, close = atof_file_exporter()
     try:
         return asyncio.run(_median_latency(call, n))
     finally:
@@ -307,29 +316,45 @@ def measure_atof_latency(call: LatencyCall, n: int) -> float:
 
 
 ATOF_LATENCY: dict[str, tuple[LatencyCall, int]] = {
-    "managed tool call with ATOF file exporter": (lambda: tools.execute("search", SMALL_ARGS, _echo_tool), 20_000),
+    "managed tool call with ATOF file exporter": (lambda: tools.execute("search", SMALL_ARGS, echo_tool), 20_000),
 }
 
 
+def _version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nemo-relay")
+    except metadata.PackageNotFoundError:
+        return None  # a checkout on PYTHONPATH, not installed
+
+
 def main(argv: list[str]) -> int:
-    quick = "--quick" in argv
+    # --quick: rough numbers in seconds; --smoke: proves every workload runs, numbers meaningless.
+    scale = 400 if "--smoke" in argv else 20 if "--quick" in argv else 1
+    repeats = 5 if scale == 1 else 1
     results: dict[str, float | None] = {}
     for name, (workload, n) in THROUGHPUT.items():
         try:
-            results[name] = measure_throughput(workload, n // 20 if quick else n, 1 if quick else 5)
+            results[name] = measure_throughput(workload, max(5, n // scale), repeats)
         except (AttributeError, NotImplementedError, TypeError):
             results[name] = None  # this implementation lacks the API the workload needs
+
+    def latency_calls(n: int) -> int:
+        return n if scale == 1 else max(20, n // (2 * scale))
+
     for name, (call, middleware, n) in LATENCY.items():
         try:
-            results[name] = measure_latency(call, middleware, max(20, n // 40) if quick else n)
+            results[name] = measure_latency(call, middleware, latency_calls(n))
         except (AttributeError, NotImplementedError, TypeError):
             results[name] = None
     for name, (call, n) in ATOF_LATENCY.items():
         try:
-            results[name] = measure_atof_latency(call, max(20, n // 40) if quick else n)
+            results[name] = measure_atof_latency(call, latency_calls(n))
         except (AttributeError, NotImplementedError, TypeError):
             results[name] = None
-    print(json.dumps({"module": nemo_relay.__file__, "results": results}))
+    payload = {"module": nemo_relay.__file__, "version": _version(), "results": results, "peak_rss": peak_rss()}
+    print(json.dumps(payload))
     return 0
 
 

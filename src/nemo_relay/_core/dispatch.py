@@ -103,7 +103,16 @@ def publish(event: ScopeEvent | MarkEvent) -> None:
         return
     _queue.append(event)
     if _idle:
-        _wakeup()
+        _wake_idle_worker()
+
+
+def _wake_idle_worker() -> None:
+    # Clear the flag here, not only in the worker: until the worker gets the GIL back, later emitters
+    # must not pay for waking it again (it cannot miss this wake-up: it re-checks the queue after setting
+    # ``_idle`` and before sleeping).
+    global _idle
+    _idle = False
+    _wakeup()
 
 
 def _wakeup() -> None:

@@ -96,7 +96,8 @@ _TOP_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("function_call", "raw", "api"),
 )
 _API_KEYS = tuple(key for key, _, dest in _TOP_FIELDS if dest == "api")
-_PLAIN_ROLES = frozenset(("system", "user", "developer", "assistant"))  # {"role", "content": str} maps 1:1
+# {"role", "content": str} maps 1:1. A tuple, not a set: a role may be any JSON value (lists do not hash).
+_PLAIN_ROLES = ("system", "user", "developer", "assistant")
 _FIRST_CLASS = ("user", "metadata", "store", "service_tier", "parallel_tool_calls", "top_logprobs", "stream")
 # Responses-only annotation fields: Chat has nowhere to put them.
 _FOREIGN_FIELDS = (

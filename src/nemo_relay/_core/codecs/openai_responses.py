@@ -92,7 +92,7 @@ _FIRST_CLASS = tuple(key for key, _, dest in _TOP_FIELDS if dest == "top" and ke
 # Stored untyped by the reference, so an explicit null survives decoding.
 _UNTYPED = frozenset(("truncation", "conversation"))
 _KNOWN_KEYS = frozenset(("input", "tool_choice", *(key for key, _, _ in _TOP_FIELDS)))
-_MESSAGE_ROLES = frozenset(("user", "assistant", "system", "developer"))
+_MESSAGE_ROLES = ("user", "assistant", "system", "developer")  # a tuple: roles may be unhashable JSON
 _MESSAGE_KEYS = frozenset(("type", "role", "content"))
 _RESPONSE_FIELDS = frozenset(
     ("id", "model", "output", "usage", "status", "incomplete_details", "reasoning", "store", "truncation",
