@@ -149,45 +149,62 @@ def copy_json(value: JsonValue) -> JsonValue:
 FREEZE_ABOVE = 48  # containers + items above which a snapshot is frozen rather than copied
 
 
-def plain_size(value: object, depth: int = 0) -> int:
+def plain_size(value: object) -> int:
     """Size (containers + items) of ``value`` if it is already plain JSON with exact types, else -1.
 
     Plain means: dicts with ``str`` keys, lists, strings, booleans, None, ints in range and finite
     floats, nested at most ``MAX_DEPTH`` deep (which also stops at cycles).
     """
     t = type(value)
-    if t is dict:
-        if depth >= MAX_DEPTH:
-            return -1
-        size = 1 + len(value)  # type: ignore[arg-type]
-        for key, item in value.items():  # type: ignore[attr-defined]
-            if type(key) is not str:
-                return -1
-            ti = type(item)
-            if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
-                continue
-            inner = plain_size(item, depth + 1)
-            if inner < 0:
-                return -1
-            size += inner - 1
-        return size
-    if t is list:
-        if depth >= MAX_DEPTH:
-            return -1
-        size = 1 + len(value)  # type: ignore[arg-type]
-        for item in value:  # type: ignore[attr-defined]
-            ti = type(item)
-            if ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT):
-                continue
-            inner = plain_size(item, depth + 1)
-            if inner < 0:
-                return -1
-            size += inner - 1
-        return size
-    if t is str or t is bool or value is None or (t is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
-        return 1
-    if t is float:
-        return 1 if value - value == 0.0 else -1  # type: ignore[operator]
+    if t is not dict and t is not list:
+        if t is str or t is bool or value is None or (t is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
+            return 1
+        if t is float:
+            return 1 if value - value == 0.0 else -1  # type: ignore[operator]
+        return -1
+    # One level at a time, without a call per container: a 10 KiB payload has hundreds of them, and
+    # this walk is most of what a large argument costs a managed call. The item checks are written out
+    # twice (dict, list) for the same reason.
+    size = 1
+    level: list[object] = [value]
+    for _ in range(MAX_DEPTH):
+        deeper: list[object] = []
+        push = deeper.append
+        for container in level:
+            size += len(container)  # type: ignore[arg-type]
+            if type(container) is dict:
+                for key, item in container.items():
+                    if type(key) is not str:
+                        return -1
+                    ti = type(item)
+                    if ti is str or ti is bool or item is None:
+                        continue
+                    if ti is dict or ti is list:
+                        push(item)
+                        continue
+                    if ti is int:
+                        if _MIN_INT <= item <= _MAX_INT:
+                            continue
+                    elif ti is float and item - item == 0.0:
+                        continue
+                    return -1
+            else:
+                for item in container:  # type: ignore[attr-defined]
+                    ti = type(item)
+                    if ti is str or ti is bool or item is None:
+                        continue
+                    if ti is dict or ti is list:
+                        push(item)
+                        continue
+                    if ti is int:
+                        if _MIN_INT <= item <= _MAX_INT:
+                            continue
+                    elif ti is float and item - item == 0.0:
+                        continue
+                    return -1
+        if not deeper:
+            return size
+        level = deeper
     return -1
 
 
