@@ -149,7 +149,7 @@ def start(loop: Any, coro: Coroutine[Any, Any, T], context: Context) -> Any:
     except BaseException as exc:
         future = loop.create_future()
         if isinstance(exc, cancelled_error_type()):
-            future.cancel(*exc.args)
+            future.cancel(exc.args[0] if exc.args else None)  # keeps the message (cancel takes one)
         else:
             future.set_exception(exc)
         return future

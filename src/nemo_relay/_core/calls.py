@@ -18,6 +18,7 @@ from nemo_relay._core.events import SEVERITY_KEY, MarkEvent, ScopeEvent
 from nemo_relay._core.handles import ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id, time_ns, timestamp_ns
 from nemo_relay._core.jsonconv import copy_json, peek, to_json
+from nemo_relay._core.policy import error_metadata
 from nemo_relay._core.publish import Failed, run_json_chain
 from nemo_relay._core.registry import view_of
 from nemo_relay._core.types import LLMAttributes, ToolAttributes
@@ -231,6 +232,23 @@ class _ToolResponse:
             _log_sanitizer("tool_response_sanitizer_failed", "Tool response", str(failed), tool_name=name)
             return
         event._data = self.fallback if data is None else data
+
+
+def failure_metadata(error: BaseException) -> dict[str, JsonValue]:
+    """End-event status of a call that failed with ``error`` (what the caller sees, see ``policy``).
+
+    An interrupt (``KeyboardInterrupt``, ``SystemExit``) reaches the caller unchanged; like ``scope.scope``
+    it is described by its message, else its type name, and typed by ``exception.type``.
+    """
+    if isinstance(error, Exception):
+        return error_metadata(error)
+    kind = type(error).__name__
+    return {
+        "otel.status_code": "ERROR",
+        "otel.status_description": str(error) or kind,
+        "error.type": "internal_error",
+        "exception.type": kind,
+    }
 
 
 def _described(exc: BaseException) -> str:

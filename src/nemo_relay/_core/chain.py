@@ -89,7 +89,9 @@ def conditions(
             emitter.guardrail(guard_id, entry.name, "end", dict(_CANCELLED))
             raise
         except BaseException as exc:
-            emitter.guardrail(guard_id, entry.name, "end", {"allowed": False, "error": str(callback_failed(exc))})
+            error = callback_failed(exc)
+            text = str(error) or type(error).__name__  # an interrupt (KeyboardInterrupt) has no message
+            emitter.guardrail(guard_id, entry.name, "end", {"allowed": False, "error": text})
             rethrow(exc)
         if verdict is None:
             emitter.guardrail(guard_id, entry.name, "end", {"allowed": True, "rejected": False})

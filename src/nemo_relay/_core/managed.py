@@ -24,6 +24,7 @@ from nemo_relay._core.calls import (
     close_tool_failed,
     emit_marks,
     end_time,
+    failure_metadata,
     ok_metadata,
     open_tool,
     rejection_mark,
@@ -40,7 +41,6 @@ from nemo_relay._core.policy import (
     call_llm_stream_intercept,
     call_tool_execution_intercept,
     callback_failed,
-    error_metadata,
     rethrow,
 )
 from nemo_relay._core.propagation import traceparent
@@ -82,7 +82,7 @@ def _cancelled_metadata(handle_metadata: JsonValue, metadata: JsonValue, descrip
 
 
 def _failed_metadata(handle_metadata: JsonValue, error: BaseException) -> JsonValue:
-    return _merge(handle_metadata, error_metadata(error))
+    return _merge(handle_metadata, failure_metadata(error))
 
 
 def _json_result(value: object) -> JsonValue:
@@ -133,7 +133,7 @@ def execute_tool(loop: Any, call: Call, args: object, func: Callable[..., Any], 
         _fail_tool(call, handle, exc)
         error = callback_failed(exc)
         if isinstance(error, aio.cancelled_error_type()):
-            future.cancel()
+            future.cancel(error.args[0] if error.args else None)
         else:
             future.set_exception(error)
         return future
@@ -464,7 +464,7 @@ def execute_llm(
         _fail_llm(call, handle, exc)
         error = callback_failed(exc)
         if isinstance(error, aio.cancelled_error_type()):
-            future.cancel()
+            future.cancel(error.args[0] if error.args else None)
         else:
             future.set_exception(error)
         return future

@@ -1,10 +1,12 @@
 """Managed LLM streams: one ``llm.chunk`` mark per chunk, the collector, and exactly one end event.
 
-The stream closes its LLM call exactly once, whichever way it ends: exhausted (OK), a producer or
-collector error (ERROR with the exception type), ``aclose()`` or being abandoned by its consumer
-(``break`` then garbage collection: ERROR "stream dropped before clean completion"). The end event
-carries the finalizer's output (the partial response when the stream was cut short). No context
-variable token is held across a ``yield``.
+The stream closes its LLM call exactly once, whichever way it ends: exhausted (OK), a producer,
+collector or finalizer error (ERROR with the exception type; interrupts such as ``KeyboardInterrupt``
+too, and they reach the consumer unchanged), the consumer's task being cancelled while it waits for a
+chunk or the collector (ERROR "LLM execution cancelled", like a cancelled ``llm.execute``), ``aclose()``
+or being abandoned by its consumer (``break`` then garbage collection: ERROR "stream dropped before
+clean completion"). The end event carries the finalizer's output (the partial response when the
+stream was cut short). No context variable token is held across a ``yield``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import contextlib
 from contextvars import copy_context
 
 from nemo_relay._core import aio, registry
-from nemo_relay._core.calls import end_time
+from nemo_relay._core.calls import end_time, failure_metadata
 from nemo_relay._core.dispatch import publish
 from nemo_relay._core.errors import InternalError, JsonConversionError
 from nemo_relay._core.events import MarkEvent
 from nemo_relay._core.ids import new_id, time_ns
 from nemo_relay._core.jsonconv import copy_json, to_json
 from nemo_relay._core.llmcalls import close_llm, decode_response
-from nemo_relay._core.policy import callback_failed, error_metadata
+from nemo_relay._core.policy import callback_failed, rethrow
 from nemo_relay._core.publish import report
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from nemo_relay._core.types import JsonValue
 
 DROPPED = "stream dropped before clean completion"
+CANCELLED = "LLM execution cancelled"
 
 
 class LlmStream:
@@ -81,19 +84,23 @@ class LlmStream:
         except StopAsyncIteration:
             self._finish(None)
             raise
-        except aio.cancelled_error_type():
-            await self._close_source()
-            self._finish(DROPPED)
+        except aio.cancelled_error_type():  # the consumer's task was cancelled while the producer ran
+            try:
+                await self._close_source()
+            finally:
+                self._finish(CANCELLED)
             raise
         except BaseException as exc:
             self._finish(exc)
-            raise callback_failed(exc) from exc
+            rethrow(exc)  # an interrupt unchanged (never chained to itself)
         try:
             chunk = to_json(chunk)
         except JsonConversionError as exc:
             error = InternalError(f"ValueError: {exc}")
-            await self._close_source()
-            self._finish(error)
+            try:
+                await self._close_source()
+            finally:
+                self._finish(error)
             raise error from exc
         self._mark(chunk)
         try:
@@ -101,17 +108,21 @@ class LlmStream:
             if aio.is_awaitable(collected):
                 await collected
         except BaseException as exc:
-            await self._close_source()
-            self._finish(exc)
-            raise callback_failed(exc) from exc
+            try:
+                await self._close_source()
+            finally:
+                self._finish(CANCELLED if isinstance(exc, aio.cancelled_error_type()) else exc)
+            rethrow(exc)
         return chunk
 
     async def aclose(self) -> None:
         """Stop the stream: close the producer (waiting for it) and record the call as dropped."""
         if self._done:
             return
-        await self._close_source()
-        self._finish(DROPPED)
+        try:
+            await self._close_source()
+        finally:
+            self._finish(DROPPED)
 
     async def _close_source(self) -> None:
         close = getattr(self._source, "aclose", None)
@@ -135,13 +146,21 @@ class LlmStream:
             )  # fmt: skip
 
     def _finish(self, outcome: BaseException | str | None) -> None:
-        """Record the end exactly once: ``None`` is a clean end, a string a drop, an exception a failure."""
+        """Record the end exactly once: ``None`` is a clean end, a string a drop, an exception a failure.
+
+        An interrupt raised by the finalizer is recorded as the outcome, then re-raised.
+        """
         if self._done:
             return
         self._done = True
         self._settle()
         call, handle = self._call, self._handle
-        data = self._final_data()
+        interrupt = None
+        try:
+            data = self._final_data()
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: recorded as the outcome, then re-raised
+            data = None
+            outcome = interrupt = exc
         annotation = None
         if outcome == DROPPED and self._codec is not None and data is not None:
             # Decoded here (not on the dispatcher) because it decides the status.
@@ -153,18 +172,21 @@ class LlmStream:
         elif isinstance(outcome, str):
             metadata = {"otel.status_code": "ERROR", "otel.status_description": outcome}
         else:
-            metadata = error_metadata(callback_failed(outcome))
+            metadata = failure_metadata(callback_failed(outcome))
         metadata = _merge(handle._metadata, _merge(call.metadata, metadata))
         end = end_time(handle._start, None)
         close_llm(call, handle, data, handle._data, metadata, end, self._codec, annotation)
+        if interrupt is not None:
+            raise interrupt
 
     def _final_data(self) -> JsonValue:
+        """The finalizer's JSON output; None (reported) when it fails. Interrupts propagate."""
         try:
             value = self._finalizer()
             return to_json(value)
         except JsonConversionError as exc:
             report(f"nemo_relay: py_to_json failed in finalizer: ValueError: {exc}")
-        except BaseException as exc:
+        except Exception as exc:
             report(f"nemo_relay: Python finalizer callable failed: {type(exc).__name__}: {exc}")
         return None
 
