@@ -135,8 +135,9 @@ def execute(
         tool_call_id = _args.text(tool_call_id, "tool_call_id")
     data_json = None if data is None else _to_json(data)
     metadata_json = None if metadata is None else _to_json(metadata)
-    call_ = _calls.Call(name, handle, attrs, data_json, metadata_json)
-    return _managed.execute_tool(loop, call_, args, func, tool_call_id)  # type: ignore[no-any-return]
+    return _managed.execute_tool(  # type: ignore[no-any-return]
+        loop, name, handle, attrs, data_json, metadata_json, args, func, tool_call_id
+    )
 
 
 def request_intercepts(name: str, args: Json) -> Json | Awaitable[Json]:

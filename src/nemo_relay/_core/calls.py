@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from nemo_relay._core.types import JsonValue
     from nemo_relay._core.values import PendingMarkSpec
 
-_TOOL_ATTRS = ToolAttributes._NAMES
+_TOOL_ATTRS = TOOL_ATTRS = ToolAttributes._NAMES
 _LLM_ATTRS = LLMAttributes._NAMES
 _SUB = registry.SUBSCRIBER
 _PUB = registry.PUBLICATION  # injectors or event sanitizers: tool and LLM events are processed for them
@@ -96,6 +96,21 @@ class Call:
         self.metadata = metadata
 
     @classmethod
+    def resolved(
+        cls, name: str, top: ScopeHandle, parent: int, view: View, attrs: int, data: JsonValue, metadata: JsonValue
+    ) -> Call:
+        """A call whose stack top, parent and view the caller has already resolved."""
+        call = cls.__new__(cls)
+        call.name = name
+        call.top = top
+        call.parent = parent
+        call.view = view
+        call.attrs = attrs
+        call.data = data
+        call.metadata = metadata
+        return call
+
+    @classmethod
     def at(cls, frame: ScopeHandle, metadata: JsonValue) -> Call:
         """A call resolved against the stack snapshot ``frame`` (ends of manual calls use their start's stack)."""
         call = cls.__new__(cls)
@@ -136,14 +151,19 @@ def open_tool(call: Call, args: JsonValue, payload: Any, tool_call_id: str | Non
         event._xf = _ToolRequest(name, payload)
     publish(event)
     if listening and not (type(metadata) is dict and metadata.get(skills.HANDLED_KEY) is True):
-        for skill, source in skills.detect(name, args):
-            publish(
-                MarkEvent(
-                    new_id(), handle._id, start, "skill.load", {"skill_name": skill},
-                    {"skill_load_source": source, "tool_name": name}, None, view, copy_context(), snap,
-                )
-            )  # fmt: skip
+        skill_marks(name, args, handle._id, start, view, snap)
     return handle
+
+
+def skill_marks(name: str, args: JsonValue, tool_id: int, start: int, view: View, snap: ScopeHandle) -> None:
+    """Emit the ``skill.load`` marks of a tool call that loads agent skills (usually none)."""
+    for skill, source in skills.detect(name, args):
+        publish(
+            MarkEvent(
+                new_id(), tool_id, start, "skill.load", {"skill_name": skill},
+                {"skill_load_source": source, "tool_name": name}, None, view, copy_context(), snap,
+            )
+        )  # fmt: skip
 
 
 def close_tool(

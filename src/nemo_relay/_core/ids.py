@@ -34,6 +34,11 @@ def new_id() -> int:
     return ((time_ns() // 1_000_000) << 80) | _VERSION_AND_VARIANT | next(_sequence)
 
 
+def new_id_at(ns: int) -> int:
+    """``new_id()`` for an event created at ``ns`` (saves reading the clock twice)."""
+    return ((ns // 1_000_000) << 80) | _VERSION_AND_VARIANT | next(_sequence)
+
+
 def _reseed_after_fork() -> None:
     global _sequence
     _sequence = _fresh_sequence()

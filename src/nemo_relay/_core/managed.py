@@ -16,9 +16,10 @@ import contextlib
 from contextvars import copy_context
 from types import CoroutineType
 
-from nemo_relay._core import aio, chain, registry
+from nemo_relay._core import aio, chain, registry, skills
 from nemo_relay._core.annotated import AnnotatedLLMRequest
 from nemo_relay._core.calls import (
+    TOOL_ATTRS,
     Call,
     close_tool,
     close_tool_failed,
@@ -28,11 +29,14 @@ from nemo_relay._core.calls import (
     ok_metadata,
     open_tool,
     rejection_mark,
+    skill_marks,
 )
 from nemo_relay._core.context import ScopeStack, _active_event_var, _override_var, bottom_and_first, current
+from nemo_relay._core.dispatch import publish
 from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
+from nemo_relay._core.events import ScopeEvent
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
-from nemo_relay._core.ids import ONE_MICROSECOND_NS, time_ns
+from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id_at, time_ns
 from nemo_relay._core.jsonconv import copy_json, freeze, own, plain_size, to_json
 from nemo_relay._core.llmcalls import close_llm, not_instance, open_llm
 from nemo_relay._core.llmctx import identity_of
@@ -57,6 +61,15 @@ if TYPE_CHECKING:
     from nemo_relay._core.values import PendingMarkSpec
 
 _view_of = registry.view_of
+_SKILL_SHAPES = skills.SHAPES
+_TOOL_ATTRS = TOOL_ATTRS
+_SUBSCRIBER = registry.SUBSCRIBER
+_PUBLICATION = registry.PUBLICATION
+_TOOL_CONDITION = registry.TOOL_CONDITIONAL_EXECUTION
+_TOOL_REQUEST = registry.TOOL_REQUEST_INTERCEPT
+_TOOL_EXECUTION = registry.TOOL_EXECUTION_INTERCEPT
+_TOOL_SANITIZE_REQUEST = registry.TOOL_SANITIZE_REQUEST
+_TOOL_SANITIZE_RESPONSE = registry.TOOL_SANITIZE_RESPONSE
 _TOOL_RAW_RESULT = (
     "tool execution callback must return ToolExecutionResult; return ToolExecutionResult(payload), not a raw dict: "
 )
@@ -100,25 +113,116 @@ def start(loop: Any, pipeline: Any) -> Any:
 # --- tools ----------------------------------------------------------------------------------------------
 
 
-def execute_tool(loop: Any, call: Call, args: object, func: Callable[..., Any], tool_call_id: str | None) -> Any:
+def execute_tool(
+    loop: Any,
+    name: str,
+    handle: ScopeHandle | None,
+    attrs: int,
+    data: JsonValue,
+    metadata: JsonValue,
+    args: object,
+    func: Callable[..., Any],
+    tool_call_id: str | None,
+) -> Any:
     """Start a managed tool call; returns an ``asyncio.Future`` of its ``ToolExecutionResult``.
 
-    With no guardrails or intercepts in the view and a sync ``func``, the whole call completes here
-    without creating a coroutine; otherwise ``tool_pipeline`` runs eagerly.
+    With no guardrails or intercepts in the view and a ``func`` that does not suspend, the whole call
+    completes here without creating a coroutine; otherwise ``tool_pipeline`` runs eagerly.
     """
-    view = call.view
+    top = current()._top  # ①
+    view = _view_of(top)  # ②
+    parent = top._id if handle is None else handle._id
+    payload: Any  # the event's snapshot: JSON, or a frozen blob for large values
     private, payload = own(args)  # validated now; callbacks and the event get their own copies
-    if (
-        view[registry.TOOL_CONDITIONAL_EXECUTION]
-        or view[registry.TOOL_REQUEST_INTERCEPT]
-        or view[registry.TOOL_EXECUTION_INTERCEPT]
-    ):
+    if view[_TOOL_CONDITION] or view[_TOOL_REQUEST] or view[_TOOL_EXECUTION]:
+        call = Call.resolved(name, top, parent, view, attrs, data, metadata)
         return aio.start(loop, tool_pipeline(call, private, func, tool_call_id), copy_context())
-    handle = open_tool(call, private, payload, tool_call_id, time_ns())  # ⑤
+    if view[_TOOL_SANITIZE_REQUEST] or view[_TOOL_SANITIZE_RESPONSE] or view[_PUBLICATION]:
+        call = Call.resolved(name, top, parent, view, attrs, data, metadata)
+        return _tool_now(loop, call, open_tool(call, private, payload, tool_call_id, time_ns()), func, private)
+    # The common case, written out flat: no middleware, no event processing. Events are built here
+    # directly, and the call's ``Call`` and ``ToolHandle`` only when a failure or a suspension needs them.
+    start = time_ns()
+    id_ = new_id_at(start)
+    listening = view[_SUBSCRIBER]
+    if listening:
+        flags = _TOOL_ATTRS[attrs]
+        publish(
+            ScopeEvent(
+                id_, parent, start, name, "tool", "start", flags, payload,
+                None if metadata is None else copy_json(metadata),
+                {} if tool_call_id is None else {"tool_call_id": tool_call_id}, view, copy_context(), top,
+            )
+        )  # fmt: skip
+        # ``SHAPES`` caches "this tool name never loads skills" (None): most calls stop at this lookup.
+        if _SKILL_SHAPES.get(name, name) is not None and not (
+            type(metadata) is dict and metadata.get(skills.HANDLED_KEY) is True
+        ):
+            skill_marks(name, private, id_, start, view, top)
     context = copy_context()
     future = loop.create_future()
     try:
-        value = context.run(_invoke, handle._id, func, private)  # ⑦
+        value = context.run(_invoke, id_, func, private)  # ⑦
+        if type(value) is CoroutineType:  # an async tool: run it here until it first waits
+            try:
+                pending = context.run(value.send, None)
+            except StopIteration as done:
+                value = done.value
+            else:
+                value = aio.Continue(value, pending)
+        if type(value) is ToolExecutionResult:
+            annotation = None if value._annotation is None else _json_result(value._annotation)
+            try:
+                result, payload = own(value._result)
+            except JsonConversionError as exc:
+                raise InternalError(f"ValueError: {exc}") from exc
+        else:
+            annotation = _UNSETTLED
+    except BaseException as exc:
+        call = Call.resolved(name, top, parent, view, attrs, data, metadata)
+        tool = ToolHandle(id_, name, attrs, parent, data, metadata, start, tool_call_id)
+        return _tool_failed(call, tool, future, exc)
+    if annotation is _UNSETTLED:  # suspended, or not a result: the general form takes over
+        call = Call.resolved(name, top, parent, view, attrs, data, metadata)
+        tool = ToolHandle(id_, name, attrs, parent, data, metadata, start, tool_call_id)
+        return _tool_later(loop, call, tool, context, future, value)
+    if listening:  # ⑧
+        end = time_ns()
+        if end < start + ONE_MICROSECOND_NS:
+            end = start + ONE_MICROSECOND_NS
+        profile: dict[str, JsonValue] = {} if tool_call_id is None else {"tool_call_id": tool_call_id}
+        if annotation is not None:
+            profile["tool_result_annotation"] = copy_json(annotation)
+        publish(
+            ScopeEvent(
+                id_, parent, end, name, "tool", "end", flags, payload,
+                {"otel.status_code": "OK"} if metadata is None else ok_metadata(metadata, metadata), profile,
+                view, copy_context(), top,
+            )
+        )  # fmt: skip
+    future.set_result(ToolExecutionResult(result, annotation))
+    return future
+
+
+_UNSETTLED: Any = object()  # "no result yet" (a tool result's annotation is JSON or None)
+
+
+def _tool_now(loop: Any, call: Call, handle: ToolHandle, func: Callable[..., Any], args: JsonValue) -> Any:
+    """⑦ ⑧ of a call whose events are processed (sanitizers, injectors): the general form."""
+    context = copy_context()
+    future = loop.create_future()
+    try:
+        value = context.run(_invoke, handle._id, func, args)  # ⑦
+    except BaseException as exc:
+        return _tool_failed(call, handle, future, exc)
+    return _tool_later(loop, call, handle, context, future, value)
+
+
+def _tool_later(loop: Any, call: Call, handle: ToolHandle, context: Any, future: Any, value: object) -> Any:
+    """Finish a call whose tool returned ``value``: a result, an awaitable, or something invalid."""
+    try:
+        if type(value) is aio.Continue:  # suspended in the fast path of ``execute_tool``
+            return aio.start(loop, _await_tool(call, handle, value), context)
         if type(value) is CoroutineType:  # an async tool: run it here until it first waits
             try:
                 pending = context.run(value.send, None)
@@ -130,14 +234,18 @@ def execute_tool(loop: Any, call: Call, args: object, func: Callable[..., Any], 
             return aio.start(loop, _await_tool(call, handle, value), context)
         outcome = _tool_result(value)
     except BaseException as exc:
-        _fail_tool(call, handle, exc)
-        error = callback_failed(exc)
-        if isinstance(error, aio.cancelled_error_type()):
-            future.cancel(error.args[0] if error.args else None)
-        else:
-            future.set_exception(error)
-        return future
+        return _tool_failed(call, handle, future, exc)
     future.set_result(_finish_tool(call, handle, outcome, ()))  # ⑧
+    return future
+
+
+def _tool_failed(call: Call, handle: ToolHandle, future: Any, exc: BaseException) -> Any:
+    _fail_tool(call, handle, exc)
+    error = callback_failed(exc)
+    if isinstance(error, aio.cancelled_error_type()):
+        future.cancel(error.args[0] if error.args else None)
+    else:
+        future.set_exception(error)
     return future
 
 

@@ -36,7 +36,7 @@ _SHELLS = frozenset(
 )  # fmt: skip
 _FORBIDDEN = ("|", ">", "<", ";", "&", "$(", "`", "\n", "\r")
 
-_SHAPES: dict[str, str | None] = {}  # tool name -> "skill" | "read" | "shell" | None, bounded below
+SHAPES: dict[str, str | None] = {}  # tool name -> "skill" | "read" | "shell" | None, bounded below
 
 
 def _squash(text: str) -> str:
@@ -78,11 +78,11 @@ def _shape(tool_name: str) -> str | None:
 def detect(tool_name: str, args: JsonValue) -> list[tuple[str, str]]:
     """``(skill name, source)`` pairs for the skills this call loads (usually none)."""
     try:
-        shape = _SHAPES[tool_name]
+        shape = SHAPES[tool_name]
     except KeyError:
-        if len(_SHAPES) >= 4096:  # tool names are few; a flood of unique names must not grow memory
-            _SHAPES.clear()
-        shape = _SHAPES[tool_name] = _shape(tool_name)
+        if len(SHAPES) >= 4096:  # tool names are few; a flood of unique names must not grow memory
+            SHAPES.clear()
+        shape = SHAPES[tool_name] = _shape(tool_name)
     if shape is None or type(args) is not dict:
         return []
     if shape == "skill":
