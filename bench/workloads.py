@@ -207,8 +207,16 @@ def measure_throughput(workload: Workload, n: int, repeats: int) -> float:
 
 # Typed Any: the same file runs under the reference, so it cannot name our JSON aliases.
 SMALL_ARGS: Any = {"query": "weather in Paris", "limit": 5}
-# About 10 KiB of JSON: 120 records of a typical retrieval result.
+# About 10 KiB of JSON: 120 records of a typical retrieval result (the hard case: about 850 values to check).
 BIG_ARGS: Any = {"items": [{"id": i, "text": "x" * 40, "tags": ["a", "b"]} for i in range(120)]}
+# About 10 KiB of JSON the other common way: a file-writing tool's document (a few values, one long text).
+DOCUMENT_ARGS: Any = {
+    "path": "reports/2026-11-quarterly.md",
+    "mode": "overwrite",
+    "content": "\n".join(
+        f"{i:03d}. The quarterly numbers for region {i % 7} are in line with the forecast." for i in range(140)
+    ),
+}
 
 
 def echo_tool(args: Any) -> ToolExecutionResult[Any]:
@@ -274,7 +282,16 @@ LATENCY: dict[str, tuple[LatencyCall, bool, int]] = {
         False,
         5_000,
     ),
-    "managed tool call with 10 KiB JSON arguments": (lambda: tools.execute("bulk", BIG_ARGS, echo_tool), False, 2_000),
+    "managed tool call with 10 KiB JSON arguments (120 records)": (
+        lambda: tools.execute("bulk", BIG_ARGS, echo_tool),
+        False,
+        2_000,
+    ),
+    "managed tool call with 10 KiB JSON arguments (one document)": (
+        lambda: tools.execute("write_file", DOCUMENT_ARGS, echo_tool),
+        False,
+        5_000,
+    ),
 }
 
 

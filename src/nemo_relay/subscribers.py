@@ -3,6 +3,8 @@
 Events are queued when emitted and delivered in FIFO order by one background dispatcher thread, each
 to the subscribers that were registered (globally or on an enclosing scope) at emission time. A
 raising subscriber is reported on stderr and skipped; the call that emitted the event never sees it.
+A subscriber whose call runs past the stall timeout (``configure(stall_timeout=...)``) is skipped until
+that call returns, and the others go on receiving events.
 """
 
 from __future__ import annotations
@@ -104,23 +106,37 @@ async def flush_async(timeout: float | None = None) -> bool:
     return True
 
 
-def configure(*, queue_capacity: int | None = None, exit_flush_timeout: float | None = None) -> None:
-    """Tune the dispatcher (also settable with ``NEMO_RELAY_QUEUE_CAPACITY`` / ``NEMO_RELAY_EXIT_FLUSH_TIMEOUT``).
+def configure(
+    *,
+    queue_capacity: int | None = None,
+    exit_flush_timeout: float | None = None,
+    stall_timeout: float | None = None,
+) -> None:
+    """Tune the dispatcher; None leaves a setting as it is.
+
+    Each setting can also come from the environment at import: ``NEMO_RELAY_QUEUE_CAPACITY``,
+    ``NEMO_RELAY_EXIT_FLUSH_TIMEOUT``, ``NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT``.
 
     Args:
         queue_capacity: Most events held in the queue (default 100,000). Beyond it the newest event is
             dropped and counted in ``stats().dropped``.
         exit_flush_timeout: Seconds the interpreter waits at exit for queued events (default 10).
+        stall_timeout: Seconds one subscriber call may run (default 5). A subscriber whose call runs
+            longer is quarantined: reported once, counted in ``stats().quarantined`` and skipped until
+            that call returns (then reported again, with the number of events it missed), while a fresh
+            dispatcher thread delivers the rest of that event and the queue to the other subscribers.
+            0 turns the watchdog off (then a subscriber that never returns holds up every later event,
+            and ``flush()`` without a timeout waits for it).
 
     Raises:
         ValueError: A value is out of range.
         TypeError: A value has the wrong type.
     """
-    _dispatch.configure(queue_capacity, exit_flush_timeout)
+    _dispatch.configure(queue_capacity, exit_flush_timeout, stall_timeout)
 
 
 def stats() -> DispatcherStats:
-    """Dispatcher counters: queued, capacity, published, delivered, dropped, subscriber_errors."""
+    """Dispatcher counters: queued, capacity, published, delivered, dropped, subscriber_errors, quarantined."""
     return _dispatch.stats()
 
 

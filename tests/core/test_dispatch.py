@@ -55,11 +55,11 @@ def gate(events) -> Iterator[Gate]:
 
 @pytest.fixture
 def restore_config() -> Iterator[None]:
-    capacity, exit_timeout = dispatch.stats().capacity, dispatch._exit_timeout
+    capacity, exit_timeout, stall = dispatch.stats().capacity, dispatch._exit_timeout, dispatch._stall_timeout
     try:
         yield
     finally:
-        subscribers.configure(queue_capacity=capacity, exit_flush_timeout=exit_timeout)
+        subscribers.configure(queue_capacity=capacity, exit_flush_timeout=exit_timeout, stall_timeout=stall)
 
 
 def run_python(code: str, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -219,6 +219,45 @@ def test_exit_flush_timeout_validation(restore_config, value, error):
     assert dispatch._exit_timeout == previous
 
 
+@pytest.mark.parametrize(
+    ("value", "error"), [(-1, ValueError), (float("nan"), ValueError), ("5", TypeError), (False, TypeError)]
+)
+def test_stall_timeout_validation(restore_config, value, error):
+    previous = dispatch._stall_timeout
+    with pytest.raises(error, match="stall_timeout"):
+        subscribers.configure(stall_timeout=value)
+    assert dispatch._stall_timeout == previous
+
+
+def test_stall_timeout_default_and_values(restore_config):
+    assert dispatch.DEFAULT_STALL_TIMEOUT == 5.0
+    assert dispatch.DEFAULT_STALL_TIMEOUT < dispatch.DEFAULT_EXIT_TIMEOUT  # quarantined before the exit gives up
+    subscribers.configure(stall_timeout=0)  # off
+    assert dispatch._stall_timeout == 0.0
+    subscribers.configure(stall_timeout=float("inf"))  # also off
+    subscribers.configure(stall_timeout=2)
+    assert dispatch._stall_timeout == 2.0
+    subscribers.configure(queue_capacity=9)
+    assert dispatch._stall_timeout == 2.0
+
+
+def test_quarantine_changes_nothing_once_the_call_has_returned(events, restore_config):
+    # The watchdog decided on a call that has returned meanwhile: it must leave the worker alone.
+    scope.event("start-the-worker")
+    assert subscribers.flush(timeout=10)
+    owner, taken = dispatch._owner, dispatch._taken
+    assert owner is not None
+    entry = dispatch.registry.Entry("not-being-called", 0, lambda event: None)
+    before = subscribers.stats()
+    assert dispatch._quarantine(owner, taken, entry, 1.0) is False
+    assert dispatch._owner is owner
+    assert dispatch._quarantine(threading.current_thread(), taken, entry, 1.0) is False  # not the worker
+    assert dispatch._owner is owner
+    assert subscribers.stats().quarantined == before.quarantined
+    scope.event("still-delivering")
+    assert mark_names(events)[-1] == "still-delivering"
+
+
 def test_configure_accepts_valid_values(restore_config):
     subscribers.configure(queue_capacity=7, exit_flush_timeout=0)
     assert subscribers.stats().capacity == 7
@@ -271,6 +310,7 @@ def test_stats_is_a_named_tuple_with_the_documented_fields():
         "delivered",
         "dropped",
         "subscriber_errors",
+        "quarantined",
     )
     assert all(type(value) is int for value in snapshot)
 
@@ -352,6 +392,9 @@ def test_dispatcher_thread_is_a_single_daemon(events):
     workers = [t for t in threading.enumerate() if t.name == DISPATCHER_THREAD]
     assert len(workers) == 1
     assert workers[0].daemon is True
+    watchdogs = [t for t in threading.enumerate() if t.name == "nemo-relay-subscriber-watchdog"]
+    assert len(watchdogs) == 1
+    assert watchdogs[0].daemon is True
 
 
 # --- the flush bridge ---------------------------------------------------------------------------------
@@ -555,6 +598,32 @@ def test_bad_environment_values_are_reported_and_ignored(variable, value):
     assert "default" in result.stderr
 
 
+STALL_SCRIPT = """
+from nemo_relay import scope, subscribers
+from nemo_relay._core import dispatch
+print(dispatch._stall_timeout)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_bad_stall_timeout_from_the_environment_is_reported_and_ignored(value):
+    result = run_python(STALL_SCRIPT, env={"NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT": value})
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == dispatch.DEFAULT_STALL_TIMEOUT
+    assert f"ignoring NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT={value!r}" in result.stderr
+    assert "using the default" in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("value", "expected"), [("0.5", 0.5), ("0", 0.0), ("12", 12.0)])
+def test_stall_timeout_from_the_environment(value, expected):
+    result = run_python(STALL_SCRIPT, env={"NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT": value})
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == expected
+    assert result.stderr == ""
+
+
 @pytest.mark.timeout(60)
 def test_good_environment_values_are_applied_silently():
     result = run_python(STATS_SCRIPT, env={"NEMO_RELAY_QUEUE_CAPACITY": "7", "NEMO_RELAY_EXIT_FLUSH_TIMEOUT": "1.5"})
@@ -617,7 +686,7 @@ def test_forked_child_gets_a_fresh_dispatcher_and_parent_keeps_its_backlog(event
     finally:
         gate.released.set()
         flusher.join(20)
-    queued, _capacity, published, delivered, dropped, errors = report["stats_at_fork"]
+    queued, _capacity, published, delivered, dropped, errors, _quarantined = report["stats_at_fork"]
     assert (queued, published, delivered, dropped, errors) == (0, 0, 0, 0, 0)
     assert report["flush_async"] is True
     assert report["flush"] is True

@@ -8,6 +8,14 @@ Guarantees: FIFO per process; the queue holds at most ``capacity`` events and co
 refuses (the newest is dropped, so events already queued stay intact); ``flush(timeout)`` is a barrier
 that reports whether it drained in time; at a normal interpreter exit queued events are delivered
 within ``exit_timeout`` seconds; a forked child starts with an empty queue and its own worker.
+
+Stalls: a watchdog thread, parked while the dispatcher is idle, samples which subscriber the worker is
+calling. A call still running after ``stall_timeout`` seconds gets its subscriber quarantined (skipped,
+reported once) and its worker abandoned: a fresh worker delivers the rest of that event to the other
+subscribers, then the queue, in order. If the stuck call ever returns, the old worker sees that it was
+replaced, lifts the quarantine (reporting how many events the subscriber missed) and exits without
+delivering anything. Emitters pay nothing for this; the worker pays two stores and a read per
+subscriber call.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import math
 import os
 import sys
 import threading
@@ -22,22 +31,32 @@ import time
 from collections import deque, namedtuple
 from collections.abc import Callable
 
+from nemo_relay._core import oplog, registry
 from nemo_relay._core import publish as _publish
-from nemo_relay._core import registry
 from nemo_relay._core.aio import running_loop as _running_loop
 from nemo_relay._core.context import _override_var
 from nemo_relay._core.events import MarkEvent, ScopeEvent
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
+    from contextvars import Context
     from typing import Any, NamedTuple
 
 DEFAULT_CAPACITY = 100_000
 DEFAULT_EXIT_TIMEOUT = 10.0
+# Half the exit deadline, so a stuck subscriber is dropped in time for the others to get what is queued at
+# exit; yet far beyond what an observer should take (exporters send over the network on their own threads).
+DEFAULT_STALL_TIMEOUT = 5.0
 _THREAD_NAME = "nemo-relay-subscriber-dispatcher"
+_WATCHDOG_NAME = "nemo-relay-subscriber-watchdog"
 _nested_sink_get = _publish.nested_sink.get
 _PUBLICATION = registry.PUBLICATION
+_SUBSCRIBER = registry.SUBSCRIBER
 _LINGER_SECONDS = 0.002
+# A call seen on this many consecutive watchdog ticks, each ``stall_timeout / _WATCH_TICKS`` long, has run
+# for at least ``stall_timeout``. Counting ticks instead of reading a clock means a process that was
+# suspended (SIGSTOP, a sleeping laptop) does not find every running call stalled when it resumes.
+_WATCH_TICKS = 5
 
 
 if TYPE_CHECKING:
@@ -49,10 +68,12 @@ if TYPE_CHECKING:
         delivered: int
         dropped: int
         subscriber_errors: int
+        quarantined: int
 
 else:
     _StatsFields = namedtuple(
-        "_StatsFields", ["queued", "capacity", "published", "delivered", "dropped", "subscriber_errors"]
+        "_StatsFields",
+        ["queued", "capacity", "published", "delivered", "dropped", "subscriber_errors", "quarantined"],
     )
 
 
@@ -62,7 +83,9 @@ class DispatcherStats(_StatsFields):
     Fields: ``queued`` events waiting now; ``capacity`` the queue bound (beyond it new events are
     dropped); ``published`` events accepted; ``delivered`` events whose subscribers have all been
     called; ``dropped`` events refused because the queue was full; ``subscriber_errors`` subscriber
-    calls that raised (reported on stderr, then skipped).
+    calls that raised (reported on stderr, then skipped); ``quarantined`` subscriber calls that ran past
+    the stall timeout (each one's subscriber is skipped until that call returns; in a forked child it
+    never does).
     """
 
     __slots__ = ()
@@ -75,9 +98,22 @@ class _Barrier:
         self.done = threading.Event()
 
 
+class _Resume:
+    """The rest of an event whose delivery stopped at a stalled subscriber; queued first for the new worker."""
+
+    __slots__ = ("event", "subscribers", "ctx", "snap")
+
+    def __init__(self, event: Any, subscribers: tuple[registry.Entry, ...], ctx: Context, snap: Any) -> None:
+        self.event = event
+        self.subscribers = subscribers
+        self.ctx = ctx
+        self.snap = snap
+
+
 _queue: deque[Any] = deque()
 _capacity = DEFAULT_CAPACITY
 _exit_timeout = DEFAULT_EXIT_TIMEOUT
+_stall_timeout = DEFAULT_STALL_TIMEOUT
 _wake = threading.Event()
 _idle = True
 _busy = False
@@ -88,6 +124,24 @@ _dropped = itertools.count()
 _delivered = 0
 _taken = 0  # events popped for delivery (delivered, or being delivered)
 _last_drop_report = 0.0
+
+# Watchdog state. The worker sets ``_inflight`` per event and ``_calling`` around each subscriber call.
+# After a call it clears ``_calling``, then checks that it still is ``_owner``. To take over, the watchdog
+# holds ``_call_lock``, clears ``_owner``, and only then checks that ``_calling`` still names the stuck
+# call: if it does, the worker has not yet cleared it, so it will see the cleared ``_owner`` and wait on
+# the lock for the verdict; if not, the watchdog restores ``_owner``. Exactly one of them goes on, and the
+# worker takes the lock only in that rare race.
+_call_lock = threading.Lock()
+_owner: threading.Thread | None = None  # the worker entitled to deliver
+_calling: registry.Entry | None = None
+_inflight: tuple[Any, tuple[registry.Entry, ...], Context, Any] | None = None
+_quarantined: set[registry.Entry] = set()  # subscribers whose stalled call has not returned yet
+_missed: dict[registry.Entry, int] = {}  # events each quarantined subscriber was skipped for
+_quarantines = 0  # stalled subscriber calls since start
+_stale_idents: set[int] = set()  # abandoned workers still stuck in a call (still "the dispatcher thread")
+_watchdog: threading.Thread | None = None
+_watch_wake = threading.Event()  # set by the worker when it stops being idle
+_watch_reset = threading.Event()  # set by configure(): start counting ticks again
 
 
 def publish(event: ScopeEvent | MarkEvent) -> None:
@@ -115,19 +169,38 @@ def _wake_idle_worker() -> None:
     _wakeup()
 
 
-def _wakeup() -> None:
-    if _thread is None:
-        _start()
+def _wakeup() -> bool:
+    """Wake the worker, starting it if needed; False if it cannot run (no thread can be started)."""
+    if _thread is None and not _start():
+        return False
     _wake.set()
+    return True
 
 
-def _start() -> None:
-    global _thread
+def _start() -> bool:
+    """Start the worker (and the watchdog) if there is none; False if no thread can be started."""
+    global _thread, _owner
     with _start_lock:
         if _thread is None:
+            thread = threading.Thread(target=_run, name=_THREAD_NAME, daemon=True)
             # Published before start(): flushes must never see "no worker" while it delivers.
-            _thread = threading.Thread(target=_run, name=_THREAD_NAME, daemon=True)
-            _thread.start()
+            _thread = _owner = thread
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutdown: Python 3.12+ starts no thread from an atexit hook
+                _thread = _owner = None
+                return False
+            _start_watchdog()
+    return True
+
+
+def _start_watchdog() -> None:
+    global _watchdog
+    if _watchdog is None:
+        watchdog = threading.Thread(target=_watch, name=_WATCHDOG_NAME, daemon=True)
+        with contextlib.suppress(RuntimeError):  # interpreter shutdown: deliver without a watchdog
+            watchdog.start()
+            _watchdog = watchdog
 
 
 def _drop() -> None:
@@ -145,6 +218,7 @@ def _drop() -> None:
 
 def _run() -> None:
     global _idle, _thread_ident, _delivered, _busy, _taken
+    me = threading.current_thread()
     _thread_ident = threading.get_ident()
     while True:
         queue = _queue  # re-read: a fork replaces it
@@ -162,23 +236,31 @@ def _run() -> None:
             if queue:
                 continue
             _idle = True
-            if queue:
-                _idle = False
-                continue
-            _wake.wait()
-            _wake.clear()
+            if not queue:
+                _wake.wait()
+                _wake.clear()
             _idle = False
+            _watch_wake.set()  # the watchdog parks while we are idle
             continue
-        if type(item) is _Barrier:
+        kind = type(item)
+        if kind is _Barrier:
             if _idle_hooks:
                 _run_idle_hooks()  # what was delivered before the barrier is written out before it opens
             item.done.set()
             continue
-        _taken += 1
         try:
-            _deliver(item)
+            if kind is _Resume:
+                current = _resume(item, me)
+            else:
+                _taken += 1
+                current = _deliver(item, me)
         except BaseException as exc:  # the worker must survive anything a callback does
-            _report(f"nemo_relay: dispatcher failed to deliver an event: {type(exc).__name__}: {exc}")
+            current = _still_owner(me)
+            if current:
+                _report(f"nemo_relay: dispatcher failed to deliver an event: {type(exc).__name__}: {exc}")
+        if not current:  # abandoned while a subscriber was stuck: a new worker owns the queue now
+            _stale_idents.discard(threading.get_ident())
+            return
         _delivered += 1
 
 
@@ -208,23 +290,148 @@ def _run_idle_hooks() -> None:
             _report(f"nemo_relay: dispatcher idle hook failed: {type(exc).__name__}: {exc}")
 
 
-def _deliver(event: ScopeEvent | MarkEvent) -> None:
+def _deliver(event: ScopeEvent | MarkEvent, me: threading.Thread) -> bool:
+    """Publish ``event`` and call its subscribers; False if this worker was abandoned meanwhile."""
     view, ctx, snap = event._view, event._ctx, event._snap
     event._view = event._ctx = event._snap = None
     if view is None or ctx is None:
-        return
-    if event._xf is None and not view[registry.PUBLICATION]:
-        ctx.run(_run_subscribers, event, view[registry.SUBSCRIBER], snap)
-        return
-    nested = ctx.run(_publish.process, event, view, snap, (event._loop,))
-    if nested:
-        _queue.extendleft(reversed(nested))  # emitted while processing: delivered next, in order
+        return True
+    subscribers = view[_SUBSCRIBER]
+    if event._xf is not None or view[_PUBLICATION]:
+        nested = ctx.run(_publish.process, event, view, snap, (event._loop,))
+        if nested:
+            _queue.extendleft(reversed(nested))  # emitted while processing: delivered next, in order
+    if not subscribers:
+        return True
+    return ctx.run(_call_subscribers, event, subscribers, ctx, snap, me)
 
 
-def _run_subscribers(event: ScopeEvent | MarkEvent, subscribers: tuple[registry.Entry, ...], snap: Any) -> None:
-    # Inside the emitter's copied context: make the emission-time snapshot the current stack.
-    _override_var.set(snap)
-    _publish.deliver(event, subscribers)
+def _resume(item: _Resume, me: threading.Thread) -> bool:
+    ctx = item.ctx.copy()  # the abandoned worker may still be inside the original context
+    return ctx.run(_call_subscribers, item.event, item.subscribers, ctx, item.snap, me)
+
+
+def _call_subscribers(
+    event: ScopeEvent | MarkEvent,
+    subscribers: tuple[registry.Entry, ...],
+    ctx: Context,
+    snap: Any,
+    me: threading.Thread,
+) -> bool:
+    """Call each subscriber in snapshot order, inside the event's context; False once ``me`` is abandoned.
+
+    A raising subscriber is reported (``publish.subscriber_failed``) and skipped.
+    """
+    global _calling, _inflight
+    _override_var.set(snap)  # the emission-time snapshot is the current stack
+    _inflight = (event, subscribers, ctx, snap)
+    for entry in subscribers:
+        if _quarantined and entry in _quarantined:
+            _missed[entry] = _missed.get(entry, 0) + 1
+            continue
+        _calling = entry
+        try:
+            entry.callback(event)
+        except BaseException as exc:
+            _calling = None  # first, then the ownership check (see _call_lock)
+            if _owner is not me and not _still_owner(me):
+                _reinstate(entry)
+                return False
+            _publish.subscriber_failed(exc)
+            continue
+        _calling = None
+        if _owner is not me and not _still_owner(me):
+            _reinstate(entry)
+            return False  # the watchdog gave this event and the queue to a new worker
+    _inflight = None  # do not keep the event's context alive while idle
+    return True
+
+
+def _reinstate(entry: registry.Entry) -> None:
+    # The stuck call returned (on its abandoned worker): the subscriber may be called again, and never
+    # twice at once, since that worker now exits. What it missed meanwhile is reported, not replayed.
+    _quarantined.discard(entry)
+    missed = _missed.pop(entry, 0)
+    oplog.log(
+        "error", "nemo_relay.runtime", "subscriber_resumed",
+        f"Event subscriber returned after its stall; it receives events again. {missed} events were not "
+        "delivered to it while it was quarantined",
+        subscriber=entry.name, missed_events=missed,
+    )  # fmt: skip
+
+
+def _still_owner(me: threading.Thread) -> bool:
+    # The slow path: wait for a takeover decision in progress.
+    with _call_lock:
+        return _owner is me
+
+
+# --- the watchdog ----------------------------------------------------------------------------------------
+
+
+def _watch() -> None:
+    seen: tuple[Any, ...] | None = None
+    ticks = 0
+    while True:
+        wake, reset = _watch_wake, _watch_reset
+        wake.clear()
+        stall = _stall_timeout
+        if _idle or not 0 < stall < math.inf:
+            seen = None
+            wake.wait()  # until the worker has something to do (or forever while the watchdog is off)
+            continue
+        if reset.wait(stall / _WATCH_TICKS):
+            reset.clear()
+            seen = None
+            continue
+        owner, taken, calling = _owner, _taken, _calling
+        key = (owner, taken, calling)  # one subscriber call of one event by one worker
+        if owner is None or calling is None or key != seen:
+            seen, ticks = key, 0
+            continue
+        ticks += 1
+        if ticks < _WATCH_TICKS:
+            continue
+        seen = None
+        if _quarantine(owner, taken, calling, stall):
+            _run()  # no new thread could be started (interpreter shutdown): this one delivers the rest
+            return
+
+
+def _quarantine(owner: threading.Thread, taken: int, entry: registry.Entry, stall: float) -> bool:
+    """Quarantine ``entry`` and replace the worker stuck calling it; True if the caller must run the worker."""
+    global _calling, _inflight, _thread, _owner, _quarantines
+    with _call_lock:
+        if _owner is not owner:
+            return False
+        _owner = None  # first, then look at _calling (see _call_lock)
+        if _taken != taken or _calling is not entry or _inflight is None:
+            _owner = owner
+            return False  # the call returned meanwhile
+        event, subscribers, ctx, snap = _inflight
+        _quarantined.add(entry)
+        _quarantines += 1
+        rest = subscribers[subscribers.index(entry) + 1 :]
+        _queue.appendleft(_Resume(event, rest, ctx, snap))
+        _calling = _inflight = None
+        if _thread_ident is not None:
+            _stale_idents.add(_thread_ident)
+        owner.name = f"{_THREAD_NAME}-abandoned"  # one thread keeps the dispatcher's name
+        # Reported before the new worker starts, so the report precedes anything a flush can observe.
+        oplog.log(
+            "error", "nemo_relay.runtime", "subscriber_quarantined",
+            f"Event subscriber did not return within {stall:g}s; it is skipped until that call returns. Raise "
+            "the limit with NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT or subscribers.configure(stall_timeout=...) "
+            "(0 turns it off)",
+            subscriber=entry.name, stall_timeout_seconds=stall,
+        )  # fmt: skip
+        with _start_lock:
+            _thread = None
+        inline = not _start()
+        if inline:
+            with _start_lock:
+                _thread = _owner = threading.current_thread()
+    return inline
 
 
 def _report(message: str) -> None:
@@ -237,7 +444,8 @@ def _report(message: str) -> None:
 
 def on_dispatcher_thread() -> bool:
     """Whether the caller is the dispatcher's worker (a subscriber or sanitizer callback)."""
-    return _thread_ident is not None and threading.get_ident() == _thread_ident
+    ident = threading.get_ident()
+    return ident == _thread_ident or (bool(_stale_idents) and ident in _stale_idents)
 
 
 def wait_drained(timeout: float | None) -> bool:
@@ -246,13 +454,15 @@ def wait_drained(timeout: float | None) -> bool:
         return True  # nothing queued and nothing being delivered
     barrier = _Barrier()
     _queue.append(barrier)
-    _wakeup()  # unconditionally: a lingering worker must not wait out its linger
+    # Unconditionally: a lingering worker must not wait out its linger.
+    if not _wakeup():
+        return False  # no worker can run (interpreter shutdown): waiting would never end
     return barrier.done.wait(timeout)
 
 
 def stats() -> DispatcherStats:
     """Snapshot of the dispatcher counters."""
-    queued = sum(1 for item in list(_queue) if type(item) is not _Barrier)
+    queued = sum(1 for item in list(_queue) if type(item) is not _Barrier and type(item) is not _Resume)
     delivered = _delivered
     return DispatcherStats(
         queued=queued,
@@ -262,6 +472,7 @@ def stats() -> DispatcherStats:
         delivered=delivered,
         dropped=_peek(_dropped),
         subscriber_errors=_publish.subscriber_error_count(),
+        quarantined=_quarantines,
     )
 
 
@@ -270,13 +481,23 @@ def _peek(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
-def configure(capacity: int | None = None, exit_timeout: float | None = None) -> None:
-    """Set the queue bound and/or the exit drain deadline (validated)."""
-    global _capacity, _exit_timeout
+def configure(
+    capacity: int | None = None, exit_timeout: float | None = None, stall_timeout: float | None = None
+) -> None:
+    """Set the queue bound, the exit drain deadline and/or the subscriber stall timeout (validated).
+
+    A ``stall_timeout`` of 0 (or infinity) turns the watchdog off.
+    """
+    global _capacity, _exit_timeout, _stall_timeout
     # Validate everything before changing anything.
     new_capacity = _capacity if capacity is None else validate_capacity(capacity, "queue_capacity")
     new_timeout = _exit_timeout if exit_timeout is None else validate_timeout(exit_timeout, "exit_flush_timeout")
-    _capacity, _exit_timeout = new_capacity, new_timeout
+    new_stall = _stall_timeout if stall_timeout is None else validate_timeout(stall_timeout, "stall_timeout")
+    _capacity, _exit_timeout, _stall_timeout = new_capacity, new_timeout, new_stall
+    if stall_timeout is not None:
+        # A ticking watchdog starts over with the new length; a parked one (it was off) looks again.
+        _watch_reset.set()
+        _watch_wake.set()
 
 
 def validate_capacity(value: object, where: str) -> int:
@@ -297,16 +518,20 @@ def validate_timeout(value: object, where: str) -> float:
     return float(value)
 
 
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "NEMO_RELAY_QUEUE_CAPACITY": ("capacity", int),
+    "NEMO_RELAY_EXIT_FLUSH_TIMEOUT": ("exit_timeout", float),
+    "NEMO_RELAY_SUBSCRIBER_STALL_TIMEOUT": ("stall_timeout", float),
+}
+
+
 def _configure_from_env() -> None:
-    for variable in ("NEMO_RELAY_QUEUE_CAPACITY", "NEMO_RELAY_EXIT_FLUSH_TIMEOUT"):
+    for variable, (keyword, parse) in _ENVIRONMENT.items():
         raw = os.environ.get(variable)
         if raw is None:
             continue
         try:
-            if variable == "NEMO_RELAY_QUEUE_CAPACITY":
-                configure(capacity=int(raw))
-            else:
-                configure(exit_timeout=float(raw))
+            configure(**{keyword: parse(raw)})  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             _report(f"nemo_relay: ignoring {variable}={raw!r}: {exc}; using the default")
 
@@ -330,9 +555,10 @@ atexit.register(_drain_at_exit)
 
 
 def _after_fork_in_child() -> None:
-    # The worker thread does not exist in the child; start over with an empty queue.
+    # The worker and watchdog threads do not exist in the child; start over with an empty queue. The
+    # quarantine stays: a subscriber that hung in the parent may hold a lock that is held forever here.
     global _queue, _wake, _idle, _busy, _thread, _thread_ident, _start_lock, _delivered, _taken
-    global _dropped
+    global _dropped, _call_lock, _owner, _calling, _inflight, _stale_idents, _watchdog, _watch_wake, _watch_reset
     _queue = deque()
     _wake = threading.Event()
     _idle = True
@@ -344,6 +570,14 @@ def _after_fork_in_child() -> None:
     _publish.reset_counters()
     _delivered = 0
     _taken = 0
+    _call_lock = threading.Lock()
+    _owner = None
+    _calling = None
+    _inflight = None
+    _stale_idents = set()
+    _watchdog = None
+    _watch_wake = threading.Event()
+    _watch_reset = threading.Event()
     for hook in _fork_child_hooks:
         hook()
 

@@ -59,7 +59,10 @@ def resolve(value: Any, entry: Entry, loops: tuple[Any, ...]) -> Any:
 
 
 def process(event: Event, view: View, snap: ScopeHandle | None, loops: tuple[Any, ...]) -> list[Any]:
-    """Run the whole publication path for ``event`` inside its context; return events emitted meanwhile."""
+    """Run ``event``'s transform, injectors and sanitizers inside its context; return events emitted meanwhile.
+
+    The subscribers are called afterwards by the dispatcher, where its watchdog can see each call.
+    """
     _override_var.set(snap)
     nested: list[Any] = []
     nested_sink.set(nested)
@@ -79,17 +82,7 @@ def process(event: Event, view: View, snap: ScopeHandle | None, loops: tuple[Any
     # Subscribers are plain observers: their emissions go to the tail, and they may flush.
     nested_sink.set(None)
     _publication_callback_var.set(False)
-    deliver(event, subscribers)
     return nested
-
-
-def deliver(event: Event, subscribers: tuple[Entry, ...]) -> None:
-    """Call each subscriber of the snapshot; a raising subscriber is reported and skipped."""
-    for entry in subscribers:
-        try:
-            entry.callback(event)
-        except BaseException as exc:
-            subscriber_failed(exc)
 
 
 _subscriber_errors = 0

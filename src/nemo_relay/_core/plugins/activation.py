@@ -10,6 +10,8 @@ times out does not cut a transaction in half. Plugin ``validate``/``register`` c
 * clear: the caller flushes queued events first (on its own loop for ``clear_async``, so async
   subscribers can finish), then the job tears everything down in reverse order within a deadline.
 * A teardown that may leave callbacks registered disables all later changes for the process.
+* The first activation installs the exit hook that tears the configuration down at interpreter exit,
+  and (back on the caller's thread, see ``signals``) a SIGTERM handler that turns SIGTERM into that exit.
 """
 
 from __future__ import annotations
@@ -147,7 +149,9 @@ def wait(future: Future[T], timeout: float | None) -> T:
     if not done:
         _mark_overdue(future)
         raise TimeoutError
-    return future.result()
+    result = future.result()
+    _install_signal_handler()
+    return result
 
 
 async def wait_async(future: Future[T], timeout: float | None) -> T:
@@ -164,12 +168,15 @@ async def wait_async(future: Future[T], timeout: float | None) -> T:
 
     future.add_done_callback(relay)
     if timeout is None:
-        return await asyncio.shield(waiter)
-    finished, _ = await asyncio.wait({waiter}, timeout=timeout)
-    if not finished:
-        _mark_overdue(future)
-        raise TimeoutError
-    return waiter.result()
+        result = await asyncio.shield(waiter)
+    else:
+        finished, _ = await asyncio.wait({waiter}, timeout=timeout)
+        if not finished:
+            _mark_overdue(future)
+            raise TimeoutError
+        result = waiter.result()
+    _install_signal_handler()
+    return result
 
 
 def _settle(waiter: Any, done: Future[Any]) -> None:
@@ -288,6 +295,15 @@ def _install_exit_hook() -> None:
 
         _exit_hook_installed = True
         atexit.register(clear_at_exit)
+
+
+def _install_signal_handler() -> None:
+    # Called on the caller's side of every job: jobs run on the plugin worker thread, and only the main
+    # thread may set a signal handler. Once a configuration was activated, SIGTERM should run the exit hook.
+    if _exit_hook_installed:
+        from nemo_relay._core import signals
+
+        signals.install()
 
 
 def clear_at_exit() -> None:
