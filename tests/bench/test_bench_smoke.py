@@ -27,7 +27,11 @@ EXTRA_POSITIVE = [
     "soak: µs per managed call with ATOF file exporter + no-op subscriber",
 ]
 # Growth may be zero or negative.
-GROWTH = ["soak: RSS growth per 100k calls (MiB)", "soak: traced Python heap growth per 100k calls (MiB)"]
+GROWTH = [
+    "soak: RSS growth per 100k calls (MiB)",
+    "soak: RSS last minus first checkpoint, per 100k calls (MiB)",
+    "soak: traced Python heap growth per 100k calls (MiB)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,31 @@ def test_soak_wrote_every_event(smoke: tuple[dict[str, Any], str, list[str]]) ->
     for run in (details["ours soak"], details["ours traced soak"]):
         assert run["dropped_events"] == 0
         assert run["atof_lines_per_call"] == 2.0  # a start and an end event per call
-        assert len(run["checkpoints"]) >= 2
+        assert len(run["checkpoints"]) >= 3  # a slope and its standard error need three points
+        assert isinstance(run["rss_growth_stderr_per_100k"], float)
+    # CPython reports its pymalloc arenas, except while tracemalloc has wrapped the allocator.
+    assert all(isinstance(point["arenas"], int) for point in details["ours soak"]["checkpoints"])
+    assert isinstance(details["ours traced soak"]["traced_delta_per_100k"], float)
+
+
+def test_soak_growth_is_a_slope_not_an_end_point_delta() -> None:
+    """A leak's steady growth comes out in full; one late allocator step is not extrapolated as a leak."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import soak
+    finally:
+        sys.path.remove(str(BENCH))
+    leak = [{"calls": c, "rss": 1000 + 3 * c} for c in range(0, 1_000_001, 20_000)]
+    growth = soak._growth(leak, "rss", 1_000_000, "rss")
+    assert growth["rss_growth_per_100k"] == pytest.approx(300_000)
+    assert growth["rss_delta_per_100k"] == pytest.approx(300_000)
+    assert growth["rss_growth_stderr_per_100k"] == pytest.approx(0, abs=1e-6)
+    mib = 1 << 20
+    step = [{"calls": c, "rss": mib if c == 50_000 else 0} for c in range(0, 50_001, 5_000)]
+    growth = soak._growth(step, "rss", 50_000, "rss")
+    assert growth["rss_delta_per_100k"] == 2 * mib
+    assert growth["rss_growth_per_100k"] < growth["rss_delta_per_100k"] / 2
+    assert soak._growth(step, "traced", 50_000, "traced")["traced_growth_per_100k"] is None
 
 
 def test_markdown_has_every_row_with_a_positive_number(smoke: tuple[dict[str, Any], str, list[str]]) -> None:
