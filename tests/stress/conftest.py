@@ -17,7 +17,7 @@ import pytest
 from nemo_relay import subscribers
 
 # Threads the runtime itself starts and keeps for the life of the process.
-RUNTIME_THREADS = frozenset({"nemo-relay-subscriber-dispatcher", "nemo-relay-flush"})
+RUNTIME_THREADS = frozenset({"nemo-relay-subscriber-dispatcher", "nemo-relay-subscriber-watchdog", "nemo-relay-flush"})
 
 # Lines that must never appear: asyncio shutdown noise and runtime reports of callback or delivery failures.
 FORBIDDEN_OUTPUT = (

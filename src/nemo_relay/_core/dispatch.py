@@ -488,11 +488,13 @@ def configure(
 
     A ``stall_timeout`` of 0 (or infinity) turns the watchdog off.
     """
-    global _capacity, _exit_timeout, _stall_timeout
+    global _capacity, _exit_timeout, _stall_timeout, _last_drop_report
     # Validate everything before changing anything.
     new_capacity = _capacity if capacity is None else validate_capacity(capacity, "queue_capacity")
     new_timeout = _exit_timeout if exit_timeout is None else validate_timeout(exit_timeout, "exit_flush_timeout")
     new_stall = _stall_timeout if stall_timeout is None else validate_timeout(stall_timeout, "stall_timeout")
+    if new_capacity != _capacity:
+        _last_drop_report = 0.0  # the first drop under a new bound is reported at once
     _capacity, _exit_timeout, _stall_timeout = new_capacity, new_timeout, new_stall
     if stall_timeout is not None:
         # A ticking watchdog starts over with the new length; a parked one (it was off) looks again.
