@@ -796,6 +796,25 @@ class AnnotatedLLMResponse:
         self._extra = dict(sorted(extra.items()))
         return self
 
+    @classmethod
+    def _from_parts(cls, fields: dict[str, JsonValue], extra: dict[str, JsonValue]) -> AnnotatedLLMResponse:
+        """Build from a codec's decoded ``fields`` and the response's unknown top-level keys, kept apart.
+
+        A provider key named like a field (a Gemini ``finish_reason`` key) stays in ``extra``, as in the
+        reference. Raises ``ValueError("invalid annotated_response: ...")`` for a field the codec got wrong.
+        """
+        try:
+            data = {
+                key: _RESPONSE_FIELDS[key](value, True) for key, value in sorted(fields.items()) if value is not None
+            }
+            unknown = {key: _de_any(value, True) for key, value in sorted(extra.items())}
+        except _DeError as exc:
+            raise ValueError(f"invalid annotated_response: {exc}") from None
+        self = object.__new__(cls)
+        self._data = data
+        self._extra = unknown
+        return self
+
     def _to_json(self) -> dict[str, JsonValue]:
         """The JSON form recorded on events: absent fields omitted, ``extra`` flattened in (it wins on clashes)."""
         merged = dict(self._data)

@@ -104,9 +104,11 @@ class PropagationContext:
             raise TypeError(f"argument 'text': '{type_name(text)}' object is not an instance of 'str'")
         prefix = "invalid propagation context JSON: "
         try:
-            raw = json.loads(text, object_pairs_hook=_reject_duplicates)
+            raw = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
         except ValueError as exc:
             raise InvalidValueError(f"{prefix}{exc}") from None
+        except RecursionError:  # arrays or objects nested past what the parser can descend
+            raise InvalidValueError(f"{prefix}recursion limit exceeded") from None
         if not isinstance(raw, dict):
             raise InvalidValueError(f"{prefix}expected an object, got {_json_kind(raw)}")
         for field in ("version", "parent_uuid"):
@@ -157,6 +159,10 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate field `{key}`")
         result[key] = value
     return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")  # NaN / Infinity / -Infinity
 
 
 def _json_kind(value: Any) -> str:

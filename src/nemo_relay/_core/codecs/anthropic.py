@@ -16,8 +16,6 @@ token, cached included. Anthropic's ``input_tokens`` excludes cache reads and wr
 
 from __future__ import annotations
 
-import json
-
 from nemo_relay._core.codecs.base import BuiltinCodec
 from nemo_relay._core.codecs.common import (
     FieldReader,
@@ -26,8 +24,7 @@ from nemo_relay._core.codecs.common import (
     check_api,
     copy_object,
     cost_breakdown,
-    edited_foreign_fields,
-    extra_of,
+    loads,
     match_by_value,
     multiple_edits_error,
     objects,
@@ -126,16 +123,23 @@ class AnthropicMessagesCodec(BuiltinCodec):
     _response_shape = _SHAPE
     _response_type = "struct RawAnthropicResponse"
 
-    def decode_json(self, content: JsonObject, headers: JsonObject) -> JsonObject:
-        """The annotation JSON for an Anthropic Messages request body (``headers`` are not consulted)."""
+    def decode_parts(self, content: JsonObject, headers: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotation fields and ``extra`` of an Anthropic Messages request body (``headers`` are not consulted)."""
         return decode_request(content)
 
-    def encode_json(self, annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonValue:
-        """``content`` patched wherever ``annotation`` differs from ``baseline``."""
-        return encode_request(annotation, baseline, content)
+    def encode_parts(
+        self,
+        fields: JsonObject,
+        extra: JsonObject,
+        before_fields: JsonObject,
+        before_extra: JsonObject,
+        content: JsonObject,
+    ) -> JsonValue:
+        """``content`` patched wherever the annotation differs from the decode of ``content``."""
+        return encode_request(fields, extra, before_fields, before_extra, content)
 
-    def decode_response_json(self, response: JsonObject) -> JsonObject:
-        """The annotated-response JSON for an Anthropic Messages response body."""
+    def decode_response_parts(self, response: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotated fields and the unknown top-level keys of an Anthropic Messages response body."""
         return decode_response(response)
 
     def stream_aggregator(self) -> AnthropicStreamAggregator:
@@ -152,8 +156,8 @@ def _invalid(detail: str) -> InvalidArgumentError:
     return InvalidArgumentError(f"{_LABEL} {detail}")
 
 
-def decode_request(content: JsonObject) -> JsonObject:
-    """The annotation JSON for an Anthropic Messages request body."""
+def decode_request(content: JsonObject) -> tuple[JsonObject, JsonObject]:
+    """The annotation fields and ``extra`` (the unmapped body keys) of an Anthropic Messages request body."""
     if "messages" not in content:
         raise _invalid("request is missing messages")
     raw_messages = content["messages"]
@@ -170,11 +174,9 @@ def decode_request(content: JsonObject) -> JsonObject:
         out["tools"] = [_decode_tool(t) for t in tools]
     if "tool_choice" in content:
         _decode_tool_choice(content["tool_choice"], out)
-    for key, value in content.items():
-        # Unknown body keys ride along as `extra`; a clash with a mapped field keeps the mapped value.
-        if key not in _KNOWN_BODY_KEYS and key not in out:
-            out[key] = copy_json(value)
-    return out
+    # Unknown body keys ride along as `extra`, also when named like an annotation field.
+    extra = {key: copy_json(value) for key, value in content.items() if key not in _KNOWN_BODY_KEYS}
+    return out, extra
 
 
 def _decode_scalars(content: JsonObject, out: JsonObject) -> None:
@@ -336,11 +338,13 @@ def _decode_tool_choice(choice: JsonValue, out: JsonObject) -> None:
 # ======================================================================================================
 
 
-def encode_request(annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonObject:
-    """``content`` patched wherever ``annotation`` differs from ``baseline`` (the decode of ``content``)."""
+def encode_request(
+    annotation: JsonObject, extra: JsonObject, baseline: JsonObject, before_extra: JsonObject, content: JsonObject
+) -> JsonObject:
+    """``content`` patched wherever the annotation's fields and ``extra`` differ from ``baseline`` and
+    ``before_extra`` (the decode of ``content``)."""
     api = check_api(annotation.get("api_specific"), API, _LABEL)
-    foreign = edited_foreign_fields(annotation, baseline, _FOREIGN_FIELDS)
-    if any(name not in baseline for name in foreign):
+    if any(annotation.get(name) is not None for name in _FOREIGN_FIELDS):
         raise InvalidArgumentError(f"request contains fields that cannot be encoded for {_LABEL}")
     if _changed(annotation, baseline, "model"):
         set_or_drop(content, "model", annotation.get("model"))
@@ -357,10 +361,7 @@ def encode_request(annotation: JsonObject, baseline: JsonObject, content: JsonOb
         if _changed(annotation, baseline, key):
             set_or_drop(content, key, copy_json(annotation.get(key)))
     _patch_api_specific(api, baseline.get("api_specific"), content)
-    for name in foreign:
-        # These came from unknown body keys (the annotation JSON flattens extra): edit them in place.
-        set_or_drop(content, name, copy_json(annotation.get(name)))
-    patch_extra(content, extra_of(annotation), extra_of(baseline), same_json)
+    patch_extra(content, extra, before_extra, same_json)
     return content
 
 
@@ -540,8 +541,8 @@ def _patch_api_specific(new: JsonValue, old: JsonValue, content: JsonObject) -> 
 # ======================================================================================================
 
 
-def decode_response(response: JsonObject) -> JsonObject:
-    """The annotated-response JSON for an Anthropic Messages response body."""
+def decode_response(response: JsonObject) -> tuple[JsonObject, JsonObject]:
+    """The annotated fields and the unknown top-level keys (``extra``) of an Anthropic Messages response body."""
     out: JsonObject = {}
     api: JsonObject = {"api": API}
     _SHAPE.copy_strings(response, ("id", "model"), out)
@@ -571,10 +572,8 @@ def decode_response(response: JsonObject) -> JsonObject:
         out["usage"] = _decode_usage(usage)
     out["api_specific"] = api
     known = ("id", "model", "type", "role", "stop_reason", "stop_sequence", "service_tier", "container", "content")
-    for key, item in response.items():
-        if key not in known and key != "usage" and key not in out:
-            out[key] = copy_json(item)
-    return out
+    extra = {key: copy_json(item) for key, item in response.items() if key not in known and key != "usage"}
+    return out, extra
 
 
 def _decode_response_blocks(blocks: list[JsonValue], out: JsonObject) -> None:
@@ -717,7 +716,7 @@ class AnthropicStreamAggregator:
         text = "".join(fragments)
         block = self._blocks.setdefault(index, {})
         try:
-            block["input"] = json.loads(text) if text.strip() else {}
+            block["input"] = loads(text) if text.strip() else {}
         except ValueError:
             raise InvalidArgumentError(
                 f"{_LABEL} stream block {index} has tool input that is not valid JSON: {text}"

@@ -73,15 +73,52 @@ def compact_json(value: JsonValue) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+# serde_json's recursion limit: provider JSON text nested this deep is not JSON to the reference (and would
+# exhaust Python's recursion in ``json.loads`` a little further on).
+JSON_TEXT_DEPTH_LIMIT = 128
+
+
+def loads(text: str, **options: Any) -> JsonValue:
+    """``json.loads(text, **options)``, refusing with ``ValueError`` text that nests arrays and objects
+    ``JSON_TEXT_DEPTH_LIMIT`` deep, as the reference's parser does."""
+    if text.count("[") + text.count("{") >= JSON_TEXT_DEPTH_LIMIT and _nests(text, JSON_TEXT_DEPTH_LIMIT):
+        raise ValueError("recursion limit exceeded")
+    return json.loads(text, **options)  # type: ignore[no-any-return]
+
+
+def _nests(text: str, limit: int) -> bool:
+    # Whether brackets outside string literals reach ``limit`` levels (only run when there are that many).
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "[" or char == "{":
+            depth += 1
+            if depth >= limit:
+                return True
+        elif char == "]" or char == "}":
+            depth -= 1
+    return False
+
+
 def parse_json_or_text(text: str, *, finite: bool) -> JsonValue:
     """``text`` parsed as JSON when it is JSON (``NaN``/``Infinity`` are not), else ``text`` itself.
 
-    With ``finite`` a number that overflows to infinity (``1e999``) also leaves the text unparsed.
+    With ``finite`` a number that overflows to infinity (``1e999``) also leaves the text unparsed; so does
+    text nested ``JSON_TEXT_DEPTH_LIMIT`` deep (see ``loads``).
     """
     try:
         if finite:
-            return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)  # type: ignore[no-any-return]
-        return json.loads(text, parse_constant=_reject_constant)  # type: ignore[no-any-return]
+            return loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return loads(text, parse_constant=_reject_constant)
     except ValueError:
         return text
 

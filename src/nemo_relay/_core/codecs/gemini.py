@@ -40,16 +40,23 @@ class GeminiGenerateContentCodec(BuiltinCodec):
     _response_shape = SHAPE
     _response_type = "struct RawGeminiGenerateContentResponse"
 
-    def decode_json(self, content: JsonObject, headers: JsonObject) -> JsonObject:
-        """The annotation JSON for a generateContent request body (``headers`` are not consulted)."""
+    def decode_parts(self, content: JsonObject, headers: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotation fields and ``extra`` of a generateContent request body (``headers`` are not consulted)."""
         return decode_request(content)
 
-    def encode_json(self, annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonValue:
-        """``content`` patched wherever ``annotation`` differs from ``baseline``."""
-        return encode_request(annotation, baseline, content)
+    def encode_parts(
+        self,
+        fields: JsonObject,
+        extra: JsonObject,
+        before_fields: JsonObject,
+        before_extra: JsonObject,
+        content: JsonObject,
+    ) -> JsonValue:
+        """``content`` patched wherever the annotation differs from the decode of ``content``."""
+        return encode_request(fields, extra, before_fields, before_extra, content)
 
-    def decode_response_json(self, response: JsonObject) -> JsonObject:
-        """The annotated-response JSON for a generateContent response body."""
+    def decode_response_parts(self, response: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotated fields and the unknown top-level keys of a generateContent response body."""
         return decode_response(response)
 
     def stream_aggregator(self) -> GeminiStreamAggregator:

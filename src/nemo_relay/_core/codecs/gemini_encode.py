@@ -5,14 +5,11 @@ Edited messages are lined up with the original ``contents`` items and laid over 
 
 from __future__ import annotations
 
-import json
-
 from nemo_relay._core.codecs.common import (
     as_object,
     compact_json,
     copy_object,
-    edited_foreign_fields,
-    extra_of,
+    loads,
     objects,
     param_value,
     patch_extra,
@@ -40,11 +37,13 @@ if TYPE_CHECKING:
 # ======================================================================================================
 
 
-def encode_request(annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonObject:
-    """``content`` patched wherever ``annotation`` differs from ``baseline`` (the decode of ``content``)."""
-    foreign = edited_foreign_fields(annotation, baseline, FOREIGN_FIELDS)
-    for name in foreign:
-        if name not in baseline:
+def encode_request(
+    annotation: JsonObject, extra: JsonObject, baseline: JsonObject, before_extra: JsonObject, content: JsonObject
+) -> JsonObject:
+    """``content`` patched wherever the annotation's fields and ``extra`` differ from ``baseline`` and
+    ``before_extra`` (the decode of ``content``)."""
+    for name in FOREIGN_FIELDS:
+        if annotation.get(name) is not None:
             raise encoder_error(
                 f"field '{name}' is not representable in the Gemini generateContent API; "
                 "use a provider-native extra field instead"
@@ -56,9 +55,7 @@ def encode_request(annotation: JsonObject, baseline: JsonObject, content: JsonOb
         _patch_tools(annotation, baseline, content)
     if not same_json(annotation.get("messages"), baseline.get("messages")):
         _patch_messages(annotation, baseline, content)
-    for name in foreign:
-        set_or_drop(content, name, copy_json(annotation.get(name)))
-    patch_extra(content, extra_of(annotation), extra_of(baseline), same_json)
+    patch_extra(content, extra, before_extra, same_json)
     return content
 
 
@@ -351,7 +348,7 @@ def _call_args(call: JsonObject) -> tuple[str, str, JsonObject]:
     arguments = function.get("arguments")
     if type(arguments) is str:
         try:
-            parsed = json.loads(arguments)
+            parsed = loads(arguments)
         except ValueError:
             raise encoder_error(f"function call '{name}' has arguments that are not valid JSON: {arguments}") from None
     else:
@@ -402,7 +399,7 @@ def _function_response_part(message: JsonObject, names: dict[str, str]) -> JsonO
 def _response_object(text: str) -> JsonObject:
     """A tool result as a functionResponse ``response``: a JSON object as-is, anything else under ``output``."""
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError:
         return {"output": text}
     return parsed if type(parsed) is dict else {"output": parsed}

@@ -93,8 +93,8 @@ def part_kind(part: JsonObject, with_text: bool = False) -> str:
 # ======================================================================================================
 
 
-def decode_request(content: JsonObject) -> JsonObject:
-    """The annotation JSON for a generateContent request body."""
+def decode_request(content: JsonObject) -> tuple[JsonObject, JsonObject]:
+    """The annotation fields and ``extra`` (the unmapped body keys) of a generateContent request body."""
     if "contents" not in content:
         raise invalid("request is missing contents")
     contents = content["contents"]
@@ -119,10 +119,9 @@ def decode_request(content: JsonObject) -> JsonObject:
         tools = _decode_tools(content["tools"])
         if tools:
             out["tools"] = tools
-    for key, value in content.items():
-        if key not in _KNOWN_BODY_KEYS and key not in out:
-            out[key] = copy_json(value)
-    return out
+    # Unknown body keys ride along as `extra`, also when named like an annotation field.
+    extra = {key: copy_json(value) for key, value in content.items() if key not in _KNOWN_BODY_KEYS}
+    return out, extra
 
 
 def _decode_system(content: JsonObject) -> str | None:
@@ -272,6 +271,10 @@ def _check_unique(messages: list[JsonValue], kind: str) -> None:
 
 
 def text_part(part: JsonObject) -> JsonObject:
+    """A text part in annotation form, its other keys kept; one with a ``type`` key (which the annotation uses
+    as the part's tag) travels as a provider-native part instead, so the view stays valid and lossless."""
+    if "type" in part:
+        return provider_native(PROVIDER, "text", copy_json(part), "type")
     return {"type": "text", **{k: copy_json(v) for k, v in part.items()}}
 
 

@@ -43,8 +43,8 @@ _BLOCKED = frozenset(("SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "IMAGE_SAFETY
 # ======================================================================================================
 
 
-def decode_response(response: JsonObject) -> JsonObject:
-    """The annotated-response JSON for a generateContent response body."""
+def decode_response(response: JsonObject) -> tuple[JsonObject, JsonObject]:
+    """The annotated fields and the unknown top-level keys (``extra``) of a generateContent response body."""
     out: JsonObject = {}
     api: JsonObject = {"api": API}
     model, version = SHAPE.string(response.get("model")), SHAPE.string(response.get("modelVersion"))
@@ -67,10 +67,7 @@ def decode_response(response: JsonObject) -> JsonObject:
     if len(api) > 1:
         out["api_specific"] = api
     known = ("model", "modelVersion", "id", "responseId", "candidates", "usageMetadata")
-    for key, value in response.items():
-        if key not in known and key not in out:
-            out[key] = copy_json(value)
-    return out
+    return out, {key: copy_json(value) for key, value in response.items() if key not in known}
 
 
 def _block_reason(response: JsonObject) -> str | None:

@@ -14,7 +14,7 @@ shape of a non-streamed ``ChatResult`` (see ``OCIStreamAggregator``).
 from __future__ import annotations
 
 from nemo_relay._core.annotated import AnnotatedLLMRequest, AnnotatedLLMResponse
-from nemo_relay._core.codecs.base import BuiltinCodec
+from nemo_relay._core.codecs.base import BuiltinCodec, response_json
 from nemo_relay._core.codecs.common import as_object
 from nemo_relay._core.codecs.oci_request import PROVIDER, annotation_parts, decode_request, encode_request, split_flat
 from nemo_relay._core.codecs.oci_response import OCIStreamAggregator, decode_response
@@ -84,7 +84,12 @@ class OCIGenAIChatCodec(BuiltinCodec):
         return encode_request(fields, extra, before_fields, before_extra, content)
 
     def decode_response(self, response: JsonValue) -> AnnotatedLLMResponse:
-        """Decode an OCI ``ChatResult``; a non-object is kept whole as ``extra["raw"]``, as the reference does."""
+        """Decode an OCI ``ChatResult``; a non-object is kept whole as ``extra["raw"]``, as the reference does.
+
+        Raises:
+            ValueError: ``response`` is not JSON-convertible (``Failed to convert to JSON: ...``).
+        """
+        response = response_json(response)
         if type(response) is not dict:
             return AnnotatedLLMResponse(extra={"raw": copy_json(response)})
         known, extra = decode_response(response)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from nemo_relay._core.codecs.common import U64_MAX, as_object, parse_json_or_text
+from nemo_relay._core.codecs.common import U64_MAX, as_object, loads, parse_json_or_text
 from nemo_relay._core.codecs.oci_request import (
     COHERE,
     COHEREV2,
@@ -402,7 +400,10 @@ class OCIStreamAggregator:
 def _stream_event(chunk: JsonValue | bytes) -> JsonObject | None:
     """A chunk as an event object, or None for SSE sentinels and keep-alives."""
     if isinstance(chunk, (bytes, bytearray)):
-        chunk = bytes(chunk).decode("utf-8")
+        try:
+            chunk = bytes(chunk).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError(f"{LABEL} stream event is not UTF-8: {exc}") from None
     if isinstance(chunk, str):
         text = chunk.strip()
         if text.startswith("data:"):
@@ -410,7 +411,7 @@ def _stream_event(chunk: JsonValue | bytes) -> JsonObject | None:
         if not text or text == "[DONE]":
             return None
         try:
-            chunk = json.loads(text)
+            chunk = loads(text)
         except ValueError:
             raise InvalidArgumentError(f"{LABEL} stream event is not JSON: {text[:80]!r}") from None
     if type(chunk) is not dict:

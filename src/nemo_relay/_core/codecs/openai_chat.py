@@ -18,7 +18,6 @@ from nemo_relay._core.codecs.common import (
     as_list,
     as_object,
     check_api,
-    extra_of,
     json_equal,
     patch_extra,
     provider_native,
@@ -137,8 +136,8 @@ class OpenAIChatCodec(BuiltinCodec):
     _response_shape = _SHAPE
     _response_type = "struct RawChatCompletion"
 
-    def decode_json(self, content: JsonObject, headers: JsonObject) -> JsonObject:
-        """The annotation JSON for a Chat Completions request body."""
+    def decode_parts(self, content: JsonObject, headers: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotation fields and ``extra`` (the unmapped body keys) of a Chat Completions request body."""
         if "messages" not in content:
             raise InvalidArgumentError(f"{API} request is missing messages")
         raw_messages = content["messages"]
@@ -147,10 +146,17 @@ class OpenAIChatCodec(BuiltinCodec):
         messages: list[JsonValue] = [_decode_message(message) for message in raw_messages]
         return _assemble_request(content, messages, _read_fields(content))
 
-    def encode_json(self, annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonValue:
-        """``content`` patched with the fields where ``annotation`` differs from ``baseline``."""
+    def encode_parts(
+        self,
+        annotation: JsonObject,
+        extra: JsonObject,
+        baseline: JsonObject,
+        before_extra: JsonObject,
+        content: JsonObject,
+    ) -> JsonValue:
+        """``content`` patched where the annotation's fields and ``extra`` differ from ``baseline``/``before_extra``."""
         new_api = check_api(annotation.get("api_specific"), PROVIDER, API)
-        _check_foreign_fields(annotation, baseline, content)
+        _check_foreign_fields(annotation)
         _patch_messages(content, annotation, baseline)
         if changed(annotation, baseline, "model"):
             set_or_drop(content, "model", annotation.get("model"))
@@ -161,11 +167,11 @@ class OpenAIChatCodec(BuiltinCodec):
             if changed(annotation, baseline, key):
                 set_or_drop(content, key, annotation.get(key))
         patch_exact(content, new_api, check_api(baseline.get("api_specific"), PROVIDER, API), _API_KEYS)
-        patch_extra(content, extra_of(annotation), extra_of(baseline), json_equal)
+        patch_extra(content, extra, before_extra, json_equal)
         return content
 
-    def decode_response_json(self, response: JsonObject) -> JsonObject:
-        """The annotated-response JSON for a ``chat.completion`` object."""
+    def decode_response_parts(self, response: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotated fields and the unknown top-level keys of a ``chat.completion`` object."""
         return _decode_response(response)
 
     def stream_aggregator(self) -> ChatStreamAggregator:
@@ -221,7 +227,10 @@ def _decode_tool(tool: JsonValue) -> JsonValue:
     return decode_tool(tool, PROVIDER, API, flat_function=False)
 
 
-def _assemble_request(content: JsonObject, messages: list[JsonValue], values: dict[str, JsonValue]) -> JsonObject:
+def _assemble_request(
+    content: JsonObject, messages: list[JsonValue], values: dict[str, JsonValue]
+) -> tuple[JsonObject, JsonObject]:
+    # (fields, extra): every unmapped body key is extra, also when named like an annotation field.
     out: JsonObject = {"messages": messages}
     if values["model"] is not None:
         out["model"] = values["model"]
@@ -241,8 +250,7 @@ def _assemble_request(content: JsonObject, messages: list[JsonValue], values: di
         if values[key] is not None or (key == "function_call" and key in content):
             api_specific[key] = values[key]
     out["api_specific"] = api_specific
-    out.update({key: value for key, value in content.items() if key not in _KNOWN_KEYS})
-    return out
+    return out, {key: value for key, value in content.items() if key not in _KNOWN_KEYS}
 
 
 def _decoded_params(values: dict[str, JsonValue]) -> JsonObject:
@@ -422,13 +430,10 @@ def _image_url_error(detail: str) -> NoReturn:
 # --- request encode -------------------------------------------------------------------------------------
 
 
-def _check_foreign_fields(annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> None:
-    for key in _FOREIGN_FIELDS:
-        if not changed(annotation, baseline, key):
-            continue
-        if annotation.get(key) is not None:
-            raise InvalidArgumentError(f"request contains fields that cannot be encoded for {API}")
-        content.pop(key, None)  # it was an unknown body field carried in ``extra``; removing it drops it
+def _check_foreign_fields(annotation: JsonObject) -> None:
+    # Chat has nowhere to put them (decoding never sets them: a body key of that name is ``extra``).
+    if any(annotation.get(key) is not None for key in _FOREIGN_FIELDS):
+        raise InvalidArgumentError(f"request contains fields that cannot be encoded for {API}")
 
 
 def _patch_messages(content: JsonObject, annotation: JsonObject, baseline: JsonObject) -> None:
@@ -553,7 +558,7 @@ def _encode_tool(tool: JsonValue, original: JsonValue) -> JsonValue:
 _RESPONSE_FIELDS = frozenset(("id", "model", "choices", "usage", "system_fingerprint", "service_tier"))
 
 
-def _decode_response(response: JsonObject) -> JsonObject:
+def _decode_response(response: JsonObject) -> tuple[JsonObject, JsonObject]:
     shape = _SHAPE
     out: JsonObject = {}
     shape.copy_strings(response, ("id", "model"), out)
@@ -566,8 +571,7 @@ def _decode_response(response: JsonObject) -> JsonObject:
     if usage is not None:
         out["usage"] = _decode_usage(usage, shape)
     out["api_specific"] = api_specific
-    out.update({key: value for key, value in response.items() if key not in _RESPONSE_FIELDS})
-    return out
+    return out, {key: value for key, value in response.items() if key not in _RESPONSE_FIELDS}
 
 
 def _check_choice(choice: JsonValue, shape: ResponseShape) -> JsonObject:

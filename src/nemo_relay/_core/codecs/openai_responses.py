@@ -19,7 +19,6 @@ from nemo_relay._core.codecs.common import (
     as_list,
     as_object,
     check_api,
-    extra_of,
     json_equal,
     patch_extra,
     provider_native,
@@ -111,13 +110,20 @@ class OpenAIResponsesCodec(BuiltinCodec):
     _response_shape = _SHAPE
     _response_type = "struct RawResponsesResponse"
 
-    def decode_json(self, content: JsonObject, headers: JsonObject) -> JsonObject:
-        """The annotation JSON for a Responses request body."""
+    def decode_parts(self, content: JsonObject, headers: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotation fields and ``extra`` (the unmapped body keys) of a Responses request body."""
         messages = _decode_input(content)
         return _assemble_request(content, messages, _read_fields(content))
 
-    def encode_json(self, annotation: JsonObject, baseline: JsonObject, content: JsonObject) -> JsonValue:
-        """``content`` patched with the fields where ``annotation`` differs from ``baseline``."""
+    def encode_parts(
+        self,
+        annotation: JsonObject,
+        extra: JsonObject,
+        baseline: JsonObject,
+        before_extra: JsonObject,
+        content: JsonObject,
+    ) -> JsonValue:
+        """``content`` patched where the annotation's fields and ``extra`` differ from ``baseline``/``before_extra``."""
         new_api = check_api(annotation.get("api_specific"), PROVIDER, API)
         new_params, base_params = as_object(annotation.get("params")), as_object(baseline.get("params"))
         if new_params.get("stop") is not None:
@@ -133,11 +139,11 @@ class OpenAIResponsesCodec(BuiltinCodec):
             if key != "max_output_tokens" and changed(annotation, baseline, key):
                 set_or_drop(content, key, annotation.get(key))
         patch_exact(content, new_api, check_api(baseline.get("api_specific"), PROVIDER, API), _API_KEYS)
-        patch_extra(content, extra_of(annotation), extra_of(baseline), json_equal)
+        patch_extra(content, extra, before_extra, json_equal)
         return content
 
-    def decode_response_json(self, response: JsonObject) -> JsonObject:
-        """The annotated-response JSON for a Responses ``response`` object."""
+    def decode_response_parts(self, response: JsonObject) -> tuple[JsonObject, JsonObject]:
+        """The annotated fields and the unknown top-level keys of a Responses ``response`` object."""
         return _decode_response(response)
 
     def stream_aggregator(self) -> ResponsesStreamAggregator:
@@ -172,7 +178,10 @@ def _decode_tool(tool: JsonValue) -> JsonValue:
     return decode_tool(tool, PROVIDER, API, flat_function=True)
 
 
-def _assemble_request(content: JsonObject, messages: list[JsonValue], values: dict[str, JsonValue]) -> JsonObject:
+def _assemble_request(
+    content: JsonObject, messages: list[JsonValue], values: dict[str, JsonValue]
+) -> tuple[JsonObject, JsonObject]:
+    # (fields, extra): every unmapped body key is extra, also when named like an annotation field.
     out: JsonObject = {"messages": messages}
     for key in ("instructions", "model"):
         if values[key] is not None:
@@ -194,8 +203,7 @@ def _assemble_request(content: JsonObject, messages: list[JsonValue], values: di
         if values[key] is not None or (key in _UNTYPED and key in content):
             api_specific[key] = values[key]
     out["api_specific"] = api_specific
-    out.update({key: value for key, value in content.items() if key not in _KNOWN_KEYS})
-    return out
+    return out, {key: value for key, value in content.items() if key not in _KNOWN_KEYS}
 
 
 def _decode_item(item: JsonValue) -> JsonValue:
@@ -404,7 +412,7 @@ def _encode_tool(tool: JsonValue, original: JsonValue) -> JsonValue:
 # --- response decode ------------------------------------------------------------------------------------
 
 
-def _decode_response(response: JsonObject) -> JsonObject:
+def _decode_response(response: JsonObject) -> tuple[JsonObject, JsonObject]:
     shape = _SHAPE
     out: JsonObject = {}
     shape.copy_strings(response, ("id", "model"), out)
@@ -424,8 +432,7 @@ def _decode_response(response: JsonObject) -> JsonObject:
         out["usage"] = _decode_usage(usage, shape, api_specific)
     _response_api_fields(response, shape, status, api_specific)
     out["api_specific"] = api_specific
-    out.update({key: value for key, value in response.items() if key not in _RESPONSE_FIELDS})
-    return out
+    return out, {key: value for key, value in response.items() if key not in _RESPONSE_FIELDS}
 
 
 def _decode_output(output: list[JsonValue], out: JsonObject) -> None:
@@ -515,6 +522,7 @@ _SNAPSHOT_EVENTS = frozenset(
      "response.failed")
 )  # fmt: skip
 _TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+_MAX_PART_GAP = 64  # content parts a stream may skip before a part event (see ``_add_part_event``)
 
 
 class ResponsesStreamAggregator:
@@ -539,13 +547,15 @@ class ResponsesStreamAggregator:
         if self._done or not isinstance(event, dict):
             return
         kind = event.get("type")
+        if not isinstance(kind, str):  # (any JSON value: a list would not even hash)
+            if kind is None and event.get("object") == "response":
+                self._response = dict(event)  # a whole response object passed through
+            return
         snapshot = event.get("response")
         if kind in _SNAPSHOT_EVENTS and isinstance(snapshot, dict):
             self._response = dict(snapshot)
             self._done = kind in _TERMINAL_EVENTS
-        elif kind is None and event.get("object") == "response":
-            self._response = dict(event)  # a whole response object passed through
-        elif isinstance(kind, str):
+        else:
             self._add_item_event(kind, event)
 
     def _add_item_event(self, kind: str, event: JsonObject) -> None:
@@ -567,9 +577,12 @@ class ResponsesStreamAggregator:
 
     def _add_part_event(self, kind: str, event: JsonObject, item: JsonObject) -> None:
         position = event.get("content_index")
-        if not isinstance(position, int):
-            return
         content = item.get("content")
+        known = len(content) if isinstance(content, list) else 0
+        # Parts missed in between (dropped events) become empty placeholders; a position further out than
+        # any stream could skip, or a negative one, is ignored rather than allocating without bound.
+        if not isinstance(position, int) or not 0 <= position <= known + _MAX_PART_GAP:
+            return
         if not isinstance(content, list):
             content = item["content"] = []
         while len(content) <= position:

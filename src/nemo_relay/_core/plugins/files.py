@@ -97,9 +97,12 @@ def _load(path: str, disabled_from: dict[str, str]) -> dict[str, Any]:
         detail = f"{exc.strerror} (os error {exc.errno})" if exc.errno else str(exc)
         raise model.PluginConfigError(f"failed to read {path}: {detail}") from None
     try:
-        data: dict[str, Any] = _plain(tomllib.loads(raw.decode()))
+        data: dict[str, Any] = _plain(tomllib.loads(raw.decode()), 0)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise model.PluginConfigError(f"invalid plugin TOML in {path}: {exc}") from None
+    except (RecursionError, _TooDeep):  # (tomllib recurses on nested arrays and inline tables)
+        detail = f"values nest deeper than {jsonconv.MAX_DEPTH} levels"
+        raise model.PluginConfigError(f"invalid plugin TOML in {path}: {detail}") from None
     if "version" in data:
         try:
             version = model.check_version(data["version"])
@@ -133,12 +136,18 @@ def _load(path: str, disabled_from: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def _plain(value: Any) -> Any:
+class _TooDeep(Exception):
+    """A TOML value nests deeper than a plugin document may (dotted keys nest without recursion limits)."""
+
+
+def _plain(value: Any, depth: int) -> Any:
     # TOML dates and times have no JSON form: pass them on as their ISO 8601 text.
+    if isinstance(value, (dict, list)) and depth >= jsonconv.MAX_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [_plain(item, depth + 1) for item in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 
 from nemo_relay._core import jsonconv
-from nemo_relay._core.errors import RelayError, RelayRuntimeError
+from nemo_relay._core.codecs import rustfmt
+from nemo_relay._core.errors import JsonConversionError, RelayError, RelayRuntimeError
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
@@ -75,25 +76,43 @@ def normalize(value: Any, preserve_nulls: bool = False) -> Any:
 
     ``None`` values in dicts and dataclasses are dropped unless ``preserve_nulls``; everything under a
     key named ``config`` keeps its nulls (component configuration may use them on purpose).
+
+    Raises:
+        JsonConversionError: a container contains itself, or nests deeper than the JSON conversion allows
+            (the same ``ValueError`` texts the conversion that follows would give).
     """
+    return _normalize(value, preserve_nulls, set(), 0)
+
+
+def _normalize(value: Any, preserve_nulls: bool, active: set[int], depth: int) -> Any:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict) and not isinstance(value, (dict, type)):
         return to_dict()
-    if is_dataclass(value) and not isinstance(value, type):
+    is_data = is_dataclass(value) and not isinstance(value, type)
+    if not (is_data or isinstance(value, (list, tuple, dict))):
+        return value
+    if depth >= jsonconv.MAX_DEPTH:
+        raise JsonConversionError(f"payload nests deeper than {jsonconv.MAX_DEPTH} levels; flatten it or pass a string")
+    if id(value) in active:
+        raise JsonConversionError("circular reference detected")
+    active.add(id(value))
+    depth += 1
+    try:
+        if is_data:
+            return {
+                f.name: _normalize(item, preserve_nulls, active, depth)
+                for f in fields(value)
+                if (item := getattr(value, f.name)) is not None or preserve_nulls
+            }
+        if isinstance(value, (list, tuple)):
+            return [_normalize(item, preserve_nulls, active, depth) for item in value]
         return {
-            f.name: normalize(item, preserve_nulls)
-            for f in fields(value)
-            if (item := getattr(value, f.name)) is not None or preserve_nulls
-        }
-    if isinstance(value, (list, tuple)):
-        return [normalize(item, preserve_nulls) for item in value]
-    if isinstance(value, dict):
-        return {
-            key: normalize(item, preserve_nulls or key == "config")
+            key: _normalize(item, preserve_nulls or key == "config", active, depth)
             for key, item in value.items()
             if item is not None or preserve_nulls or key == "config"
         }
-    return value
+    finally:
+        active.discard(id(value))
 
 
 # --- the typed document ------------------------------------------------------------------------------------
@@ -216,7 +235,7 @@ def describe(value: object) -> str:
         text = repr(value)
         return f"floating point `{text if '.' in text or 'e' in text else text + '.0'}`"
     if isinstance(value, str):
-        return f'string "{value}"'
+        return f"string {rustfmt.debug_str(value)}"
     if isinstance(value, list):
         return "sequence"
     return "map"
