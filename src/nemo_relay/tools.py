@@ -127,7 +127,8 @@ def execute(
     loop = _aio.require_loop("tools.execute()")
     if type(name) is not str:
         name = _args.text(name, "name")
-    _args.function(func, "func")
+    if not callable(func):  # checked inline: this runs on every call
+        _args.function(func, "func")
     if handle is not None and type(handle) is not ScopeHandle:
         _args.expect(handle, ScopeHandle, "handle")
     attrs = 0 if attributes is None else _args.bits(attributes, ToolAttributes)

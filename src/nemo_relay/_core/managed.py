@@ -241,6 +241,11 @@ def _tool_later(loop: Any, call: Call, handle: ToolHandle, context: Any, future:
 
 def _tool_failed(call: Call, handle: ToolHandle, future: Any, exc: BaseException) -> Any:
     _fail_tool(call, handle, exc)
+    return _settle_failed(future, exc)
+
+
+def _settle_failed(future: Any, exc: BaseException) -> Any:
+    """Settle the caller's future with what a callback's ``exc`` becomes for the caller (see ``policy``)."""
     error = callback_failed(exc)
     if isinstance(error, aio.cancelled_error_type()):
         future.cancel(error.args[0] if error.args else None)
@@ -570,12 +575,7 @@ def execute_llm(
         response = _json_result(value)
     except BaseException as exc:
         _fail_llm(call, handle, exc)
-        error = callback_failed(exc)
-        if isinstance(error, aio.cancelled_error_type()):
-            future.cancel(error.args[0] if error.args else None)
-        else:
-            future.set_exception(error)
-        return future
+        return _settle_failed(future, exc)
     _finish_llm(call, handle, response, response_codec)  # ⑧
     future.set_result(response)
     return future
