@@ -128,7 +128,7 @@ def execute(
     if type(name) is not str:
         name = _args.text(name, "name")
     if not callable(func):  # checked inline: this runs on every call
-        _args.function(func, "func")
+        _args.function(func, "func")  # type: ignore[unreachable]  # untyped callers
     if handle is not None and type(handle) is not ScopeHandle:
         _args.expect(handle, ScopeHandle, "handle")
     attrs = 0 if attributes is None else _args.bits(attributes, ToolAttributes)
