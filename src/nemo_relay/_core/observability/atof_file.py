@@ -1,8 +1,10 @@
 """The ATOF file sink: one JSON line per event, appended to a local file from the dispatcher thread.
 
-Each event is one unbuffered ``os.write`` of ``line + "\\n"`` (flushed, never fsynced), so a reader
-sees every delivered event without any flush call. The first write error is kept: later events are
-dropped and counted, and ``force_flush``/``shutdown``/plugin teardown report it.
+Lines are batched and written with unbuffered ``os.write`` calls (never fsynced) whenever the dispatcher
+runs out of events, at every flush barrier, past 64 KiB and at close: a reader sees every delivered event
+once the dispatcher is idle, without any flush call, and a killed process leaves whole lines (at most a
+torn last one). The first write error is kept: later events are dropped and counted, and
+``force_flush``/``shutdown``/plugin teardown report it.
 
 Opening follows the reference's hardening: the file must stay inside ``output_directory`` (no ``..``,
 no absolute path elsewhere, no symlinked component or file), sub-directories are created ``0700``, and
