@@ -732,3 +732,24 @@ class TestConversionHappensAtEmission:
         start, end = events.flush()
         assert start.metadata == {"m": 1}
         assert end.metadata == {"m": 1}
+
+
+def test_payloads_read_back_with_keys_sorted_at_every_level_like_the_reference(events: Any) -> None:
+    """The reference's JSON maps are ordered by key: ``data``, ``metadata``, ``category_profile`` and
+    ``to_dict()`` list keys sorted at every level, whatever order the caller used."""
+    data = {"zeta": 1, "alpha": {"y": [{"d": 1, "c": 2}], "x": 2}, "mid": [3, {"b": 1, "a": 2}]}
+    metadata = {"q": 1, "p": {"n": 1, "m": 2}}
+    mark = emit_mark(events, data=data, metadata=metadata)
+
+    def keys_sorted(value: Any) -> bool:
+        if isinstance(value, dict):
+            return list(value) == sorted(value) and all(keys_sorted(item) for item in value.values())
+        if isinstance(value, list):
+            return all(keys_sorted(item) for item in value)
+        return True
+
+    assert mark.data == data  # same content ...
+    assert list(mark.data) == ["alpha", "mid", "zeta"]  # ... read back in key order
+    assert keys_sorted(mark.data) and keys_sorted(mark.metadata) and keys_sorted(mark.to_dict())
+    assert json.loads(mark.to_json()) == mark.to_dict()
+    assert list(data) == ["zeta", "alpha", "mid"]  # the caller's object is untouched

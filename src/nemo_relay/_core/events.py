@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextvars import Context
 
 from nemo_relay._core.ids import id_str, rfc3339
-from nemo_relay._core.jsonconv import copy_json, peek, thaw
+from nemo_relay._core.jsonconv import copy_json, copy_sorted, peek
 from nemo_relay._core.types import JsonValue, LogSeverity
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
@@ -109,17 +109,17 @@ class _Event:
     @property
     def data(self) -> JsonValue:
         """Application payload (scope input/output, tool args/result, mark data); a copy."""
-        return thaw(self._data)
+        return copy_sorted(peek(self._data))
 
     @property
     def metadata(self) -> JsonValue:
         """Tracing and correlation envelope; a copy."""
-        return copy_json(self._metadata)
+        return copy_sorted(self._metadata)
 
     @property
     def category_profile(self) -> dict[str, JsonValue] | None:
         """Category-specific fields (``model_name``, ``tool_call_id``, ``subtype`` ...); a copy."""
-        return copy_json(self._profile)  # type: ignore[return-value]
+        return copy_sorted(self._profile)  # type: ignore[return-value]
 
     @property
     def data_schema(self) -> dict[str, str] | None:
@@ -133,8 +133,8 @@ class _Event:
         return json.dumps(self._record(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ATOF 0.1 record as a plain dict (a deep copy)."""
-        return copy_json(self._record())  # type: ignore[return-value]
+        """The ATOF 0.1 record as a plain dict (a deep copy, keys sorted at every level like ``to_json()``)."""
+        return copy_sorted(self._record())  # type: ignore[return-value]
 
     def _record(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -123,6 +123,23 @@ def _is_dataclass(value: object) -> bool:
     return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
 
 
+def copy_sorted(value: JsonValue) -> JsonValue:
+    """Deep copy of an already-converted JSON value with every object's keys in sorted order.
+
+    What events hand to their readers: the reference's JSON maps are ordered by key, so ``event.data`` and
+    ``to_dict()`` list keys the same way there (its ``to_json()`` text is sorted too).
+    """
+    t = type(value)
+    if t is dict:
+        return {
+            key: copy_sorted(item) if type(item) is dict or type(item) is list else item
+            for key, item in sorted(value.items())  # type: ignore[union-attr]
+        }
+    if t is list:
+        return [copy_sorted(item) if type(item) is dict or type(item) is list else item for item in value]  # type: ignore[union-attr]
+    return value
+
+
 def copy_json(value: JsonValue) -> JsonValue:
     """Deep copy of an already-converted JSON value (containers only; leaves are immutable)."""
     t = type(value)
