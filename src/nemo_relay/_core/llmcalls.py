@@ -11,6 +11,7 @@ annotation. All of this runs on the publication path; failures omit the payload 
 
 from __future__ import annotations
 
+import sys
 from contextvars import copy_context
 
 from nemo_relay._core import args as checks
@@ -266,7 +267,12 @@ def decode_response(codec: Any, response: JsonValue, manual: bool = False) -> di
     """The response codec's annotation JSON, or None (failures are logged, never raised)."""
     try:
         try:
-            annotated = codec.decode_response(response)
+            builtin = sys.modules.get("nemo_relay._core.codecs.base")  # loaded if any built-in codec exists
+            if builtin is not None and type(codec).decode_response is builtin.BuiltinCodec.decode_response:
+                # A built-in codec (not overridden): the recorded response is converted JSON already.
+                annotated = codec._decode_converted(response)
+            else:
+                annotated = codec.decode_response(response)
         except Exception as exc:
             if identity_of(codec).kind == "builtin":
                 raise

@@ -77,7 +77,10 @@ class BuiltinCodec:
             ValueError: ``response`` is not JSON-convertible (``Failed to convert to JSON: ...``).
             RuntimeError: the response does not have the provider's shape.
         """
-        response = response_json(response)
+        return self._decode_converted(response_json(response))
+
+    def _decode_converted(self, response: JsonValue) -> AnnotatedLLMResponse:
+        """``decode_response`` of a response that is plain JSON already (what the managed pipeline records)."""
         if type(response) is not dict:
             if self._response_shape is not None:
                 self._response_shape.object(response, self._response_type)
