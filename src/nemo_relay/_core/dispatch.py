@@ -160,6 +160,22 @@ def publish(event: ScopeEvent | MarkEvent) -> None:
         _wake_idle_worker()
 
 
+def publish_scope_args(args: tuple[Any, ...]) -> None:
+    """Queue the ``ScopeEvent`` constructor arguments of an event nothing processes (no transform, no
+    injectors or sanitizers); the dispatcher builds the event before delivering it, off the caller's
+    thread. Otherwise the same as ``publish``."""
+    nested = _nested_sink_get()
+    if nested is not None:
+        nested.append(args)
+        return
+    if len(_queue) >= _capacity:
+        _drop()
+        return
+    _queue.append(args)
+    if _idle:
+        _wake_idle_worker()
+
+
 def _wake_idle_worker() -> None:
     # Clear the flag here, not only in the worker: until the worker gets the GIL back, later emitters
     # must not pay for waking it again (it cannot miss this wake-up: it re-checks the queue after setting
@@ -243,6 +259,10 @@ def _run() -> None:
             _watch_wake.set()  # the watchdog parks while we are idle
             continue
         kind = type(item)
+        if kind is tuple:  # queued by publish_scope_args: build the event now
+            item = ScopeEvent(*item)
+            item._loop = None
+            kind = ScopeEvent
         if kind is _Barrier:
             if _idle_hooks:
                 _run_idle_hooks()  # what was delivered before the barrier is written out before it opens

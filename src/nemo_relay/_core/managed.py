@@ -32,9 +32,8 @@ from nemo_relay._core.calls import (
     skill_marks,
 )
 from nemo_relay._core.context import ScopeStack, _active_event_var, _override_var, bottom_and_first, current
-from nemo_relay._core.dispatch import publish
+from nemo_relay._core.dispatch import publish_scope_args
 from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
-from nemo_relay._core.events import ScopeEvent
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id_at, time_ns
 from nemo_relay._core.jsonconv import copy_json, freeze, own, plain_size, to_json
@@ -147,8 +146,9 @@ def execute_tool(
     listening = view[_SUBSCRIBER]
     if listening:
         flags = _TOOL_ATTRS[attrs]
-        publish(
-            ScopeEvent(
+        # Nothing processes these events (see the checks above): the dispatcher builds them from their arguments.
+        publish_scope_args(
+            (
                 id_, parent, start, name, "tool", "start", flags, payload,
                 None if metadata is None else copy_json(metadata),
                 {} if tool_call_id is None else {"tool_call_id": tool_call_id}, view, copy_context(), top,
@@ -193,8 +193,8 @@ def execute_tool(
         profile: dict[str, JsonValue] = {} if tool_call_id is None else {"tool_call_id": tool_call_id}
         if annotation is not None:
             profile["tool_result_annotation"] = copy_json(annotation)
-        publish(
-            ScopeEvent(
+        publish_scope_args(
+            (
                 id_, parent, end, name, "tool", "end", flags, payload,
                 {"otel.status_code": "OK"} if metadata is None else ok_metadata(metadata, metadata), profile,
                 view, copy_context(), top,
