@@ -7,7 +7,9 @@
 
 Each call runs eagerly on the caller's thread and event loop (``aio.start``): a call whose
 callbacks never suspend completes before ``execute`` returns, and only finished events are handed to
-the dispatcher thread.
+the dispatcher thread. The commonest call, a tool with no middleware and nothing processing its events,
+takes a flat path in ``execute_tool`` that hands over just the events' fields (the dispatcher builds
+the objects) and makes its ``Call`` and ``ToolHandle`` only if the tool fails or suspends.
 """
 
 from __future__ import annotations
