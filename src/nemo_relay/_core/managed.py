@@ -141,15 +141,14 @@ def execute_tool(
     if view[_TOOL_SANITIZE_REQUEST] or view[_TOOL_SANITIZE_RESPONSE] or view[_PUBLICATION]:
         call = Call.resolved(name, top, parent, view, attrs, data, metadata)
         return _tool_now(loop, call, open_tool(call, private, payload, tool_call_id, time_ns()), func, private)
-    # The common case, written out flat: no middleware, no event processing. Events are built here
-    # directly, and the call's ``Call`` and ``ToolHandle`` only when a failure or a suspension needs them.
+    # The common case, written out flat: no middleware, no event processing. The events' fields go to the
+    # dispatcher, and the call's ``Call`` and ``ToolHandle`` are made only if a failure or a suspension needs them.
     start = time_ns()
     id_ = new_id_at(start)
     listening = view[_SUBSCRIBER]
     if listening:
         flags = _TOOL_ATTRS[attrs]
-        # Nothing processes these events (see the checks above): the dispatcher builds them from their arguments.
-        publish_scope_args(
+        publish_scope_args(  # nothing processes these events (see above): the dispatcher builds them
             (
                 id_, parent, start, name, "tool", "start", flags, payload,
                 None if metadata is None else copy_json(metadata),
@@ -181,13 +180,13 @@ def execute_tool(
         else:
             annotation = _UNSETTLED
     except BaseException as exc:
+        value, annotation = exc, _FAILED
+    if annotation is _UNSETTLED or annotation is _FAILED:  # the general form takes over
         call = Call.resolved(name, top, parent, view, attrs, data, metadata)
         tool = ToolHandle(id_, name, attrs, parent, data, metadata, start, tool_call_id)
-        return _tool_failed(call, tool, future, exc)
-    if annotation is _UNSETTLED:  # suspended, or not a result: the general form takes over
-        call = Call.resolved(name, top, parent, view, attrs, data, metadata)
-        tool = ToolHandle(id_, name, attrs, parent, data, metadata, start, tool_call_id)
-        return _tool_later(loop, call, tool, context, future, value)
+        if annotation is _FAILED:
+            return _tool_failed(call, tool, future, value)
+        return _tool_later(loop, call, tool, context, future, value)  # suspended, or not a result
     if listening:  # ⑧
         end = time_ns()
         if end < start + ONE_MICROSECOND_NS:
@@ -198,6 +197,7 @@ def execute_tool(
         publish_scope_args(
             (
                 id_, parent, end, name, "tool", "end", flags, payload,
+                # The call's metadata is both its start metadata and the end's update.
                 {"otel.status_code": "OK"} if metadata is None else ok_metadata(metadata, metadata), profile,
                 view, copy_context(), top,
             )
@@ -206,7 +206,9 @@ def execute_tool(
     return future
 
 
-_UNSETTLED: Any = object()  # "no result yet" (a tool result's annotation is JSON or None)
+# Markers in place of an annotation (which is JSON or None): "no result yet", "the tool raised".
+_UNSETTLED: Any = object()
+_FAILED: Any = object()
 
 
 def _tool_now(loop: Any, call: Call, handle: ToolHandle, func: Callable[..., Any], args: JsonValue) -> Any:
