@@ -26,10 +26,14 @@ from fuzz_support import (
     json_values,
     model_outcome,
     nested_values,
+    odd_keys,
     python_values,
     same_json,
+    short_texts,
+    texts,
 )
 from hypothesis import given
+from hypothesis import strategies as st
 
 from nemo_relay import LLMRequest, ScopeType, ToolExecutionResult, scope, subscribers, tools
 from nemo_relay._core.events import MarkEvent, ScopeEvent
@@ -187,3 +191,40 @@ def test_plain_json_round_trips_exactly(value: Any) -> None:
     (got,) = _event_data(value)
     assert same_json(got, value)
     assert same_json(json.loads(json.dumps(got, allow_nan=False)), value)
+
+
+# Columns that make a level of records regular, so the batched check of large payloads groups them by field.
+_COLUMNS = [
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(-1000, 1000),
+    texts,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.lists(texts, max_size=3),
+    st.dictionaries(short_texts, st.integers(-5, 5), max_size=3),
+]
+
+
+@st.composite
+def large_payloads(draw: st.DrawFn) -> Any:
+    """A list (or an object holding a list) of 20-70 records with uniform columns, and a few awkward values
+    (anything ``python_values`` makes, or an odd key) dropped at random places."""
+    keys = draw(st.lists(short_texts, min_size=1, max_size=5, unique=True))
+    columns = {key: draw(st.sampled_from(_COLUMNS)) for key in keys}
+    rows: list[Any] = [{key: draw(column) for key, column in columns.items()} for _ in range(draw(st.integers(20, 70)))]
+    for _ in range(draw(st.integers(0, 3))):
+        row = rows[draw(st.integers(0, len(rows) - 1))]
+        if draw(st.booleans()):
+            row[draw(st.sampled_from(keys))] = draw(python_values(4))
+        else:
+            row[draw(odd_keys)] = draw(python_values(2))
+    return rows if draw(st.booleans()) else {"rows": rows, "count": len(rows)}
+
+
+@given(value=large_payloads())
+@fuzz_settings(60)
+def test_large_payloads_convert_like_small_ones(value: Any) -> None:
+    """Large managed-tool arguments (checked in batches on a frozen copy) follow the same rules as small ones:
+    the callback and both events see the documented conversion, or the call raises the documented error."""
+    _check("tools.execute(args)", value)

@@ -6,6 +6,8 @@ was at emission, whatever the caller mutates afterwards. Error texts follow the 
 
 from __future__ import annotations
 
+import gc
+import marshal
 import sys
 from _collections_abc import Mapping, Sequence
 
@@ -14,6 +16,7 @@ from nemo_relay._core.types import JsonValue
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
+    from array import array
     from typing import Any
 
 _MIN_INT = -(2**63)
@@ -172,6 +175,19 @@ def plain_size(value: object) -> int:
     Plain means: dicts with ``str`` keys, lists, strings, booleans, None, ints in range and finite
     floats, nested at most ``MAX_DEPTH`` deep (which also stops at cycles).
     """
+    return _plain_size(value, 1 << 62)
+
+
+def bounded_size(value: object) -> int:
+    """``plain_size`` for small values; ``FREEZE_ABOVE + 1`` as soon as the count passes ``FREEZE_ABOVE``.
+
+    What the snapshot choice needs, at a cost bounded by ``FREEZE_ABOVE`` items. -1 means a non-plain
+    item among those counted; the rest of a large value is not checked.
+    """
+    return _plain_size(value, FREEZE_ABOVE)
+
+
+def _plain_size(value: object, limit: int) -> int:
     t = type(value)
     if t is not dict and t is not list:
         if t is str or t is bool or value is None or (t is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
@@ -179,9 +195,8 @@ def plain_size(value: object) -> int:
         if t is float:
             return 1 if value - value == 0.0 else -1  # type: ignore[operator]
         return -1
-    # One level at a time, without a call per container: a 10 KiB payload has hundreds of them, and
-    # this walk is most of what a large argument costs a managed call. The item checks are written out
-    # twice (dict, list) for the same reason.
+    # One level at a time, without a call per container. The item checks are written out twice (dict,
+    # list) because a call per item would double the cost of a large payload.
     size = 1
     level: list[object] = [value]
     for _ in range(MAX_DEPTH):
@@ -189,6 +204,8 @@ def plain_size(value: object) -> int:
         push = deeper.append
         for container in level:
             size += len(container)  # type: ignore[arg-type]
+            if size > limit:
+                return limit + 1
             if type(container) is dict:
                 for key, item in container.items():
                     if type(key) is not str:
@@ -228,9 +245,10 @@ def plain_size(value: object) -> int:
 def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
     """Validate ``value`` and return two independent copies: one for callbacks, one for the event.
 
-    The caller keeps its own object untouched. Large plain payloads are copied through one ``Frozen``
-    blob, which also serves as the event's snapshot, so a 10 KiB argument costs one validation walk and
-    one C-speed round trip.
+    The caller keeps its own object untouched. Past ``FREEZE_ABOVE`` items the value is frozen before it
+    is checked: the ``marshal`` blob is the event's snapshot, its thawed copy goes to the callbacks, and
+    the check runs on that copy (``_loaded_plain``). A 10 KiB argument costs one C-speed round trip and
+    a batched check.
     """
     if type(value) is dict and len(value) < FREEZE_ABOVE:
         # The common small flat object: validate in one pass, copy at C speed.
@@ -242,14 +260,128 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
                 break
         else:
             return value.copy(), value.copy()
-    size = plain_size(value)
+    size = _plain_size(value, 16)
+    if size > 16:
+        try:
+            frozen = Frozen(value)  # type: ignore[arg-type]
+        except ValueError:  # a type marshal refuses (a subclass, an object ...): convert below
+            pass
+        else:
+            private = frozen.thaw()
+            if _loaded_plain(private):
+                return private, frozen
+        size = -1
     if size < 0:
-        private = to_json(value)  # converted: already a private copy
-        return private, freeze(private, plain_size(private))
-    if size <= FREEZE_ABOVE:
-        return copy_json(value), copy_json(value)  # type: ignore[arg-type]
-    frozen = Frozen(value)  # type: ignore[arg-type]
-    return frozen.thaw(), frozen
+        private = to_json(value)  # converted: already a private copy, and it raises the precise error
+        return private, freeze(private, bounded_size(private))
+    return copy_json(value), copy_json(value)  # type: ignore[arg-type]
+
+
+# --- checking a large payload: batched over each level of its marshal copy --------------------------------
+#
+# A copy made by ``marshal.loads`` holds only exact builtin types, and its dicts are fresh: a dict gets a
+# general key table (one that ``gc.get_referents`` reports keys from, not only values) exactly when it
+# has a key that is not a ``str``. So one ``get_referents`` call lists a whole level's items, the count
+# tells whether every key is a string, and C builtins check items in bulk. Records make each level
+# regular, so slicing a level by the first record's length groups its items by field ("all ints",
+# "all strings"). Any grouping is correct, since every item lands in exactly one group; a group that is
+# not uniform is checked item by item.
+
+
+def _referents_as_assumed() -> bool:
+    # Other interpreters (or a future CPython) may traverse dicts differently: then check item by item.
+    return (
+        gc.get_referents({"key": 0.5}) == [0.5]
+        and len(gc.get_referents({1: 0.5})) == 2
+        and sorted(gc.get_referents([1.5, 2.5])) == [1.5, 2.5]
+    )
+
+
+_BATCHED = _referents_as_assumed()
+_NONE = type(None)
+
+
+def _array() -> type[array[int]]:
+    # ``array`` is imported on first use: its import costs more than the rest of this module.
+    global _ARRAY
+    if _ARRAY is None:
+        from array import array
+
+        _ARRAY = array
+    return _ARRAY
+
+
+_ARRAY: type[array[int]] | None = None
+
+
+def _loaded_plain(value: JsonValue) -> bool:
+    """Whether ``value``, a container returned by ``marshal.loads``, is plain JSON (see ``plain_size``)."""
+    if not _BATCHED:
+        return plain_size(value) >= 0
+    referents = gc.get_referents
+    level: list[object] = [value]
+    has_dicts = type(value) is dict
+    for _ in range(MAX_DEPTH):
+        items = referents(*level)
+        if has_dicts and len(items) != sum(map(len, level)):  # type: ignore[arg-type]
+            return False  # some dict has a key that is not a str: its keys were listed too
+        if not items:
+            return True
+        deeper: list[object] = []
+        push, extend = deeper.append, deeper.extend
+        has_dicts = False
+        first = level[0]
+        if len(items) < 16:
+            stride = 0  # too few for batching to pay: item by item
+        elif type(first) is dict and len(level) >= 8 and first:
+            stride = len(first)
+        else:
+            stride = 1
+        for offset in range(stride or 1):
+            group = items[offset::stride] if stride > 1 else items
+            kind = type(group[0]) if stride else None
+            if kind is str:
+                try:
+                    "".join(group)
+                    continue
+                except TypeError:
+                    pass
+            elif kind is int:
+                try:
+                    _array()("q", group)  # ints (and bools) in the signed 64-bit range
+                    continue
+                except (TypeError, OverflowError):
+                    pass
+            elif kind is dict or kind is list:
+                if set(map(type, group)) == {kind}:
+                    extend(group)
+                    has_dicts = has_dicts or kind is dict
+                    continue
+            elif kind is float and set(map(type, group)) == {float}:
+                total = sum(group)  # inf or nan if any item is not finite
+                if total - total == 0.0:
+                    continue
+            for item in group:  # not uniform: item by item
+                ti = type(item)
+                if ti is str or ti is bool or ti is _NONE:
+                    continue
+                if ti is dict:
+                    push(item)
+                    has_dicts = True
+                    continue
+                if ti is list:
+                    push(item)
+                    continue
+                if ti is int:
+                    if _MIN_INT <= item <= _MAX_INT:
+                        continue
+                elif ti is float and item - item == 0.0:
+                    continue
+                return False
+        if not deeper:
+            return True
+        level = deeper
+    return False
 
 
 class Frozen:
@@ -258,14 +390,10 @@ class Frozen:
     __slots__ = ("blob",)
 
     def __init__(self, value: JsonValue) -> None:
-        import marshal  # deferred: only large payloads need it
-
         self.blob = marshal.dumps(value)
 
     def thaw(self) -> JsonValue:
         """A new deep copy of the payload."""
-        import marshal
-
         return marshal.loads(self.blob)  # type: ignore[no-any-return]
 
 

@@ -38,7 +38,7 @@ from nemo_relay._core.dispatch import publish_scope_args
 from nemo_relay._core.errors import GuardrailRejectedError, InternalError, InvalidArgumentError, JsonConversionError
 from nemo_relay._core.handles import LLMHandle, ScopeHandle, ToolHandle
 from nemo_relay._core.ids import ONE_MICROSECOND_NS, new_id_at, time_ns
-from nemo_relay._core.jsonconv import copy_json, freeze, own, plain_size, to_json
+from nemo_relay._core.jsonconv import bounded_size, copy_json, freeze, own, to_json
 from nemo_relay._core.llmcalls import close_llm, not_instance, open_llm
 from nemo_relay._core.llmctx import identity_of
 from nemo_relay._core.policy import (
@@ -285,7 +285,7 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
     requests = view[registry.TOOL_REQUEST_INTERCEPT]
     if requests:  # ④
         args = await aio.drive_async(chain.tool_requests(requests, name, args))
-    handle = open_tool(call, args, freeze(args, plain_size(args)), tool_call_id, time_ns())  # ⑤
+    handle = open_tool(call, args, freeze(args, bounded_size(args)), tool_call_id, time_ns())  # ⑤
     _active_event_var.set(handle._id)  # this context is the call's private copy
     try:
         result, annotation, marks = await _ToolChain(view[registry.TOOL_EXECUTION_INTERCEPT], handle, func).run(
@@ -295,7 +295,7 @@ async def tool_pipeline(call: Call, args: JsonValue, func: Callable[..., Any], t
         _fail_tool(call, handle, exc)
         rethrow(exc)
     # The outcome's result is a private conversion; the event still snapshots it before the caller sees it.
-    return _finish_tool(call, handle, (result, freeze(result, plain_size(result)), annotation), marks)  # ⑧
+    return _finish_tool(call, handle, (result, freeze(result, bounded_size(result)), annotation), marks)  # ⑧
 
 
 def _tool_result(value: object) -> tuple[JsonValue, Any, JsonValue]:
