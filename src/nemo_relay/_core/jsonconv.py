@@ -167,6 +167,7 @@ def copy_json(value: JsonValue) -> JsonValue:
 # deep copy) and thawed only when someone reads them.
 
 FREEZE_ABOVE = 48  # containers + items above which a snapshot is frozen rather than copied
+COPY_UP_TO = 16  # ... above which ``own`` freezes the value first and checks the thawed copy (see there)
 
 
 def plain_size(value: object) -> int:
@@ -245,10 +246,10 @@ def _plain_size(value: object, limit: int) -> int:
 def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
     """Validate ``value`` and return two independent copies: one for callbacks, one for the event.
 
-    The caller keeps its own object untouched. Past ``FREEZE_ABOVE`` items the value is frozen before it
-    is checked: the ``marshal`` blob is the event's snapshot, its thawed copy goes to the callbacks, and
-    the check runs on that copy (``_loaded_plain``). A 10 KiB argument costs one C-speed round trip and
-    a batched check.
+    The caller keeps its own object untouched. Past ``COPY_UP_TO`` items the value is frozen before it is
+    checked: the ``marshal`` blob is the event's snapshot, its thawed copy goes to the callbacks, and the
+    check runs on that copy (``_loaded_plain``). A 10 KiB argument costs one C-speed round trip and a
+    batched check.
     """
     if type(value) is dict and len(value) < FREEZE_ABOVE:
         # The common small flat object: validate in one pass, copy at C speed.
@@ -260,15 +261,17 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
                 break
         else:
             return value.copy(), value.copy()
-    size = _plain_size(value, 16)
-    if size > 16:
+    size = _plain_size(value, COPY_UP_TO)
+    if size > COPY_UP_TO:
         try:
-            frozen = Frozen(value)  # type: ignore[arg-type]
+            blob = marshal.dumps(value)  # type: ignore[arg-type]
         except ValueError:  # a type marshal refuses (a subclass, an object ...): convert below
             pass
         else:
-            private = frozen.thaw()
+            private = marshal.loads(blob)
             if _loaded_plain(private):
+                frozen = Frozen.__new__(Frozen)
+                frozen.blob = blob
                 return private, frozen
         size = -1
     if size < 0:
@@ -318,70 +321,76 @@ def _loaded_plain(value: JsonValue) -> bool:
     """Whether ``value``, a container returned by ``marshal.loads``, is plain JSON (see ``plain_size``)."""
     if not _BATCHED:
         return plain_size(value) >= 0
-    referents = gc.get_referents
-    level: list[object] = [value]
+    referents, join, array = gc.get_referents, "".join, _array()
+    level: list[Any] = [value]
     has_dicts = type(value) is dict
     for _ in range(MAX_DEPTH):
         items = referents(*level)
-        if has_dicts and len(items) != sum(map(len, level)):  # type: ignore[arg-type]
+        if has_dicts and len(items) != sum(map(len, level)):
             return False  # some dict has a key that is not a str: its keys were listed too
-        if not items:
-            return True
-        deeper: list[object] = []
-        push, extend = deeper.append, deeper.extend
+        deeper: list[Any] = []
         has_dicts = False
-        first = level[0]
         if len(items) < 16:
-            stride = 0  # too few for batching to pay: item by item
-        elif type(first) is dict and len(level) >= 8 and first:
-            stride = len(first)
+            groups = [items]  # too few for batching to pay: item by item
+        elif type(level[0]) is dict and len(level) >= 8 and level[0]:
+            stride = len(level[0])  # records: slicing by the first one's length gives its fields
+            groups = [items[offset::stride] for offset in range(stride)]
         else:
-            stride = 1
-        for offset in range(stride or 1):
-            group = items[offset::stride] if stride > 1 else items
-            kind = type(group[0]) if stride else None
-            if kind is str:
+            groups = [items]
+        for group in groups:
+            if len(group) >= 8:
+                kind = type(group[0])
                 try:
-                    "".join(group)
-                    continue
-                except TypeError:
-                    pass
-            elif kind is int:
-                try:
-                    _array()("q", group)  # ints (and bools) in the signed 64-bit range
-                    continue
+                    if kind is str:
+                        join(group)
+                        continue
+                    if kind is int:
+                        array("q", group)  # ints (and bools) in the signed 64-bit range
+                        continue
                 except (TypeError, OverflowError):
                     pass
-            elif kind is dict or kind is list:
-                if set(map(type, group)) == {kind}:
-                    extend(group)
-                    has_dicts = has_dicts or kind is dict
-                    continue
-            elif kind is float and set(map(type, group)) == {float}:
-                total = sum(group)  # inf or nan if any item is not finite
-                if total - total == 0.0:
-                    continue
-            for item in group:  # not uniform: item by item
-                ti = type(item)
-                if ti is str or ti is bool or ti is _NONE:
-                    continue
-                if ti is dict:
-                    push(item)
-                    has_dicts = True
-                    continue
-                if ti is list:
-                    push(item)
-                    continue
-                if ti is int:
-                    if _MIN_INT <= item <= _MAX_INT:
+                else:
+                    if (kind is dict or kind is list) and list(map(type, group)).count(kind) == len(group):
+                        deeper += group
+                        has_dicts = has_dicts or kind is dict
                         continue
-                elif ti is float and item - item == 0.0:
-                    continue
+                    if kind is float and len(set(map(type, group))) == 1:
+                        total = sum(group)  # inf or nan if any item is not finite
+                        if total - total == 0.0:
+                            continue
+            found = _items_plain(group, deeper)
+            if found < 0:
                 return False
+            has_dicts = has_dicts or found > 0
         if not deeper:
             return True
         level = deeper
     return False
+
+
+def _items_plain(group: list[Any], deeper: list[Any]) -> int:
+    """Check ``group`` item by item, adding its containers to ``deeper``: -1 if an item is not plain
+    JSON, else the number of dicts found."""
+    dicts = 0
+    push = deeper.append
+    for item in group:
+        ti = type(item)
+        if ti is str or ti is bool or ti is _NONE:
+            continue
+        if ti is dict:
+            push(item)
+            dicts += 1
+            continue
+        if ti is list:
+            push(item)
+            continue
+        if ti is int:
+            if _MIN_INT <= item <= _MAX_INT:
+                continue
+        elif ti is float and item - item == 0.0:
+            continue
+        return -1
+    return dicts
 
 
 class Frozen:
