@@ -17,6 +17,16 @@ from typing import Any
 import pytest
 
 from nemo_relay import ToolExecutionResult, subscribers, tools
+from nemo_relay._core import jsonconv
+
+
+@pytest.fixture(autouse=True, params=["batched", "item-by-item"])
+def check_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test with the batched check, and with the fallback an interpreter whose ``gc.get_referents``
+    reports dicts differently would use."""
+    if request.param == "item-by-item":
+        monkeypatch.setattr(jsonconv, "_BATCHED", False)
+    return str(request.param)
 
 
 class Text(str):
