@@ -210,3 +210,37 @@ async def test_callback_and_caller_copies_of_a_large_payload_are_independent() -
     assert end["rows"][0]["tags"] == ["a", "t0", "from-tool"]
     assert result.result["rows"][0]["tags"] == ["a", "t0", "from-tool"]
     assert result.result is not seen[0]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda rows: rows,  # the value itself is large
+        lambda rows: {"rows": rows},  # a large part one level down (a conversation's messages)
+        lambda rows: {"query": {"rows": rows, "limit": 5}},  # two levels down
+        lambda rows: {"a": [{"b": {"c": rows}}]},  # deeper than the batched tries reach: item by item
+    ],
+)
+async def test_marks_and_llm_requests_convert_large_parts_like_small_ones(shape: Any) -> None:
+    from nemo_relay import LLMRequest, scope
+
+    rows = records()
+    rows[20]["tags"] = ("t", 1)  # converts to a list
+    rows[33]["score"] = math.inf  # converts to null
+    expected_rows = records()
+    expected_rows[20]["tags"] = ["t", 1]
+    expected_rows[33]["score"] = None
+    recorded: list[Any] = []
+    subscribers.register("marks", lambda e: recorded.append(e.data) if e.name == "large.mark" else None)
+    try:
+        scope.event("large.mark", data=shape(rows))
+        await subscribers.flush_async()
+    finally:
+        subscribers.deregister("marks")
+    assert recorded == [shape(expected_rows)]
+    assert LLMRequest({}, shape(rows)).content == shape(expected_rows)
+    rows[7]["meta"] = {3: "int key"}
+    with pytest.raises(ValueError, match="not an instance of 'str'"):
+        scope.event("large.mark", data=shape(rows))
+    with pytest.raises(ValueError, match="not an instance of 'str'"):
+        LLMRequest({}, shape(rows))

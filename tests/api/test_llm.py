@@ -137,6 +137,26 @@ def test_llm_request_getters_return_fresh_copies():
     assert req.content is not req.content
 
 
+def test_llm_request_large_body_reads_are_fresh_copies_of_the_converted_value():
+    # A conversation-sized body takes the large path (copied with marshal, read back from a frozen snapshot).
+    messages = [{"role": "user", "content": f"turn {i}", "parts": (i, i + 1)} for i in range(100)]
+    content = {"messages": messages, "temperature": float("nan")}
+    req = LLMRequest({}, content)
+    messages.append({"role": "late"})  # the constructor copied its input
+    expected = {
+        "messages": [{"role": "user", "content": f"turn {i}", "parts": [i, i + 1]} for i in range(100)],
+        "temperature": None,
+    }
+    first = req.content
+    assert first == expected
+    first["messages"][0]["content"] = "mutated"
+    first["messages"].clear()
+    second = req.content
+    assert second == expected
+    assert second is not first and second["messages"] is not first["messages"]
+    assert req.with_headers({"h": "v"}).content == expected
+
+
 def test_llm_request_is_immutable():
     req = LLMRequest({"h": "v"}, {"a": 1})
     with pytest.raises(AttributeError):

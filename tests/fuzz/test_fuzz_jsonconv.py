@@ -222,9 +222,11 @@ def large_payloads(draw: st.DrawFn) -> Any:
     return rows if draw(st.booleans()) else {"rows": rows, "count": len(rows)}
 
 
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 @given(value=large_payloads())
-@fuzz_settings(60)
-def test_large_payloads_convert_like_small_ones(value: Any) -> None:
-    """Large managed-tool arguments (checked in batches on a frozen copy) follow the same rules as small ones:
-    the callback and both events see the documented conversion, or the call raises the documented error."""
-    _check("tools.execute(args)", value)
+@fuzz_settings(30)
+def test_large_payloads_convert_like_small_ones(entry: str, value: Any) -> None:
+    """Large payloads (copied with ``marshal`` and checked in batches on the copy) follow the same rules as small
+    ones at every entry point: what is recorded (and what a managed tool's callback receives) is the documented
+    conversion, or the call raises the documented error."""
+    _check(entry, value)

@@ -22,13 +22,21 @@ if TYPE_CHECKING:
 _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
 MAX_DEPTH = 256
+FREEZE_ABOVE = 48  # containers + items above which a snapshot is frozen rather than copied
+COPY_UP_TO = 16  # ... above which ``own`` copies with ``marshal`` first and checks the copy (see there)
+# ``to_json`` tries the same for a value with a dict or list of at least BATCH_FROM items in its top two levels,
+# and for such a dict or list down to BATCH_DEPTH; the bound keeps the cost of a failed try (a tuple deep
+# inside) to a few copies.
+BATCH_FROM = 32
+BATCH_DEPTH = 3
 
 
 def to_json(value: object) -> JsonValue:
     """Return a JSON-compatible copy of ``value`` or raise ``JsonConversionError`` (a ``ValueError``).
 
     Tuples, sets, sequences become lists; mappings and dataclass instances become dicts;
-    non-finite floats become ``None``; cycles and unsupported types are refused.
+    non-finite floats become ``None``; cycles and unsupported types are refused. A large part that is
+    plain JSON already is copied with ``marshal`` and checked in batches (see ``own``).
     """
     t = type(value)
     if t is str or t is bool or value is None:
@@ -46,9 +54,23 @@ def to_json(value: object) -> JsonValue:
             if type(key) is not str or not (
                 ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT)
             ):
-                return _convert(value, set(), 0)
-        return value.copy()  # type: ignore[attr-defined,no-any-return]
+                break
+        else:
+            return value.copy()  # type: ignore[attr-defined,no-any-return]
+    if (t is dict or t is list) and _has_large_part(value):  # type: ignore[arg-type]
+        copied = _marshal_copy(value)  # a conversation, rows: try the C-speed copy of the whole value
+        if copied is not None:
+            return copied[0]
     return _convert(value, set(), 0)
+
+
+def _has_large_part(value: dict[str, Any] | list[Any]) -> bool:
+    if len(value) >= BATCH_FROM:
+        return True
+    for item in value.values() if type(value) is dict else value:
+        if (type(item) is list or type(item) is dict) and len(item) >= BATCH_FROM:
+            return True
+    return False
 
 
 def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
@@ -80,6 +102,10 @@ def _convert(value: Any, active: set[int], depth: int) -> JsonValue:
 
     if depth >= MAX_DEPTH:
         raise JsonConversionError(f"payload nests deeper than {MAX_DEPTH} levels; flatten it or pass a string")
+    if 1 < depth < BATCH_DEPTH and (t is dict or t is list) and len(value) >= BATCH_FROM:
+        copied = _marshal_copy(value)  # a large part deeper down: ``to_json`` tried the top levels already
+        if copied is not None:
+            return copied[0]
     key = id(value)
     if key in active:
         raise JsonConversionError("circular reference detected")
@@ -165,9 +191,6 @@ def copy_json(value: JsonValue) -> JsonValue:
 # plain JSON: the callback and the caller keep working with their own objects. Events need a snapshot
 # taken at emission; small payloads are copied, larger ones are frozen with ``marshal`` (a C-speed
 # deep copy) and thawed only when someone reads them.
-
-FREEZE_ABOVE = 48  # containers + items above which a snapshot is frozen rather than copied
-COPY_UP_TO = 16  # ... above which ``own`` freezes the value first and checks the thawed copy (see there)
 
 
 def plain_size(value: object) -> int:
@@ -263,21 +286,27 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
             return value.copy(), value.copy()
     size = _plain_size(value, COPY_UP_TO)
     if size > COPY_UP_TO:
-        try:
-            blob = marshal.dumps(value)  # type: ignore[arg-type]
-        except ValueError:  # a type marshal refuses (a subclass, an object ...): convert below
-            pass
-        else:
-            private = marshal.loads(blob)
-            if _loaded_plain(private):
-                frozen = Frozen.__new__(Frozen)
-                frozen.blob = blob
-                return private, frozen
+        copied = _marshal_copy(value)
+        if copied is not None:
+            frozen = Frozen.__new__(Frozen)
+            frozen.blob = copied[1]
+            return copied[0], frozen
         size = -1
     if size < 0:
         private = to_json(value)  # converted: already a private copy, and it raises the precise error
         return private, freeze(private, bounded_size(private))
     return copy_json(value), copy_json(value)  # type: ignore[arg-type]
+
+
+def _marshal_copy(value: object) -> tuple[JsonValue, bytes] | None:
+    """A private copy of ``value`` and the ``marshal`` blob it came from, if ``value`` is plain JSON; else None
+    (the caller converts item by item, which also raises the precise error)."""
+    try:
+        blob = marshal.dumps(value)  # type: ignore[arg-type]  # runs no user code: it refuses what it does not know
+    except ValueError:
+        return None
+    private = marshal.loads(blob)
+    return (private, blob) if _loaded_plain(private) else None
 
 
 # --- checking a large payload: batched over each level of its marshal copy --------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from nemo_relay._core.generic import Generic, TypeVar
-from nemo_relay._core.jsonconv import copy_json, to_json
+from nemo_relay._core.jsonconv import FREEZE_ABOVE, Frozen, bounded_size, copy_json, to_json
 from nemo_relay._core.types import JsonValue, LogSeverity, type_name
 
 T = TypeVar("T")
@@ -154,7 +154,7 @@ class LLMRequest:
     The getters return fresh copies; build a new request to change anything.
     """
 
-    __slots__ = ("_headers", "_content")
+    __slots__ = ("_headers", "_content", "_frozen")
 
     def __init__(self, headers: Mapping[str, JsonValue], content: JsonValue) -> None:
         converted = to_json(headers)
@@ -162,6 +162,7 @@ class LLMRequest:
             raise TypeError(f"argument 'headers': '{type_name(headers)}' object is not an instance of 'dict'")
         self._headers: dict[str, JsonValue] = converted
         self._content = to_json(content)
+        self._frozen: Frozen | bool | None = None  # the body's snapshot once read: False when small
 
     @classmethod
     def _trusted(cls, headers: dict[str, JsonValue], content: JsonValue) -> LLMRequest:
@@ -169,6 +170,7 @@ class LLMRequest:
         request = cls.__new__(cls)
         request._headers = headers
         request._content = content
+        request._frozen = None
         return request
 
     @property
@@ -179,7 +181,14 @@ class LLMRequest:
     @property
     def content(self) -> JsonValue:
         """A copy of the body."""
-        return copy_json(self._content)
+        # A provider reads the body on every call, and a conversation can be 100 KiB: the first read of a
+        # large body freezes it (the request never changes), and every read thaws a copy at C speed.
+        frozen = self._frozen
+        if frozen is None:
+            frozen = self._frozen = Frozen(self._content) if bounded_size(self._content) > FREEZE_ABOVE else False
+        if frozen is False:
+            return copy_json(self._content)
+        return frozen.thaw()  # type: ignore[union-attr]
 
     def with_headers(self, headers: Mapping[str, JsonValue]) -> LLMRequest:
         """A new request with ``headers`` and this body."""
