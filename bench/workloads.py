@@ -175,6 +175,39 @@ def _chat_codec() -> object:
     return codec
 
 
+# An agent's request after a long session: 150 turns and 20 tool schemas, about 90 KiB of JSON. A provider
+# function builds a request like this and reads its body on every call.
+_LONG_CONVERSATION: Any = {
+    "model": "gpt-bench",
+    "temperature": 0.2,
+    "messages": [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}: " + "the quick brown fox " * 25}
+        for i in range(150)
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": "Looks things up in the knowledge base. " * 3,
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+                    "required": ["query"],
+                },
+            },
+        }
+        for i in range(20)
+    ],
+}
+
+
+def _long_request(n: int) -> None:
+    headers = {"content-type": "application/json"}
+    for _ in range(n):
+        LLMRequest(headers, _LONG_CONVERSATION).content  # noqa: B018  # the read is the workload
+
+
 THROUGHPUT: dict[str, tuple[Workload, int]] = {
     "scope push+pop, no subscriber": (_scope_push_pop, 20_000),
     "scope push+pop, 1 no-op subscriber": (_with_subscriber(_scope_push_pop), 20_000),
@@ -188,6 +221,7 @@ THROUGHPUT: dict[str, tuple[Workload, int]] = {
         _round_trip("AnthropicMessagesCodec", ANTHROPIC_20),
         2_000,
     ),
+    "LLMRequest with a 90 KiB conversation: build, then read the body": (_long_request, 500),
 }
 
 

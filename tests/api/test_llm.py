@@ -154,7 +154,11 @@ def test_llm_request_large_body_reads_are_fresh_copies_of_the_converted_value():
     second = req.content
     assert second == expected
     assert second is not first and second["messages"] is not first["messages"]
-    assert req.with_headers({"h": "v"}).content == expected
+    rebuilt = req.with_headers({"h": "v"})  # shares the converted body
+    assert rebuilt.headers == {"h": "v"} and req.headers == {}
+    assert rebuilt.content == expected
+    with pytest.raises(TypeError, match="argument 'headers': 'list' object is not an instance of 'dict'"):
+        req.with_headers([])  # type: ignore[arg-type]
 
 
 def test_llm_request_is_immutable():

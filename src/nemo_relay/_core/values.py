@@ -157,10 +157,7 @@ class LLMRequest:
     __slots__ = ("_headers", "_content", "_frozen")
 
     def __init__(self, headers: Mapping[str, JsonValue], content: JsonValue) -> None:
-        converted = to_json(headers)
-        if type(converted) is not dict:
-            raise TypeError(f"argument 'headers': '{type_name(headers)}' object is not an instance of 'dict'")
-        self._headers: dict[str, JsonValue] = converted
+        self._headers: dict[str, JsonValue] = _converted_headers(headers)
         self._content = to_json(content)
         self._frozen: Frozen | bool | None = None  # the body's snapshot once read: False when small
 
@@ -192,7 +189,9 @@ class LLMRequest:
 
     def with_headers(self, headers: Mapping[str, JsonValue]) -> LLMRequest:
         """A new request with ``headers`` and this body."""
-        return LLMRequest(headers, self._content)
+        request = LLMRequest._trusted(_converted_headers(headers), self._content)  # the body never changes: shared
+        request._frozen = self._frozen
+        return request
 
     def with_content(self, content: JsonValue) -> LLMRequest:
         """A new request with this request's headers and ``content``."""
@@ -200,6 +199,13 @@ class LLMRequest:
 
     def __repr__(self) -> str:
         return "LLMRequest(...)"
+
+
+def _converted_headers(headers: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    converted = to_json(headers)
+    if type(converted) is not dict:
+        raise TypeError(f"argument 'headers': '{type_name(headers)}' object is not an instance of 'dict'")
+    return converted
 
 
 class LLMRequestInterceptOutcome:
