@@ -291,11 +291,12 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
             frozen = Frozen.__new__(Frozen)
             frozen.blob = copied[1]
             return copied[0], frozen
-        size = -1
-    if size < 0:
-        private = to_json(value)  # converted: already a private copy, and it raises the precise error
-        return private, freeze(private, bounded_size(private))
-    return copy_json(value), copy_json(value)  # type: ignore[arg-type]
+    elif size >= 0:
+        return copy_json(value), copy_json(value)  # type: ignore[arg-type]
+    # Not plain JSON (or refused by the batched check just now): convert item by item, which also raises the
+    # precise error. ``to_json`` would try the whole value with marshal again; it cannot succeed.
+    private = _convert(value, set(), 0)
+    return private, freeze(private, bounded_size(private))
 
 
 def _marshal_copy(value: object) -> tuple[JsonValue, bytes] | None:
