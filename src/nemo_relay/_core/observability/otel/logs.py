@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import time
 
-from nemo_relay._core import dispatch as _dispatch
 from nemo_relay._core.diagnostics import RuntimeDiagnostics, Teardown
 from nemo_relay._core.events import SEVERITY_KEY
 from nemo_relay._core.observability.otel import signal_lineage as _lineage
 from nemo_relay._core.observability.otel import signal_metric_marks as _marks
-from nemo_relay._core.observability.otel.diagnostics import OpenTelemetryRuntimeDiagnostics
 from nemo_relay._core.observability.otel.signal_config import (
     BUILD_ERROR,
     SignalConfigBase,
@@ -29,11 +27,12 @@ from nemo_relay._core.observability.otel.signal_config import (
     require_positive,
 )
 from nemo_relay._core.observability.otel.signal_export import shutdown_at_exit
+from nemo_relay._core.observability.otel.signal_subscriber import SignalSubscriber
 from nemo_relay._core.types import LogSeverity
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
     from nemo_relay._core.events import MarkEvent, ScopeEvent
     from nemo_relay._core.observability.settings import LogSettings, SignalEndpointSettings
@@ -386,7 +385,7 @@ class OpenTelemetryLogConfig(SignalConfigBase):
         )
 
 
-class OpenTelemetryLogSubscriber:
+class OpenTelemetryLogSubscriber(SignalSubscriber):
     """Exports marks as OTLP log records once registered as a subscriber.
 
     Args:
@@ -400,7 +399,13 @@ class OpenTelemetryLogSubscriber:
             process-global ``OTEL_EXPORTER_OTLP_[LOGS_]HEADERS`` variable is set.
     """
 
-    __slots__ = ("_exporter", "_diagnostics", "__weakref__")
+    __slots__ = ()
+    _PROVIDER = "log provider"
+    _OUTCOME_TEXT: ClassVar[dict[str, str]] = {
+        "failed": "the export failed (see runtime_diagnostics())",
+        "timed_out": "the flush timed out",
+        "shut_down": "the log provider is already shut down",
+    }
 
     def __init__(self, config: OpenTelemetryLogConfig, *, logger_provider: Any = None) -> None:
         check_instance(config, OpenTelemetryLogConfig)
@@ -410,57 +415,12 @@ class OpenTelemetryLogSubscriber:
             settings, self._diagnostics, "endpoint", logger_provider=logger_provider, component=COMPONENT
         )
 
-    def register(self, name: str) -> None:
-        """Register as the global subscriber ``name``.
-
-        Raises:
-            RuntimeError: ``already exists: <name> subscriber already exists``.
-        """
-        from nemo_relay import subscribers
-
-        subscribers.register(name, self._exporter.on_event)
-
-    def deregister(self, name: str) -> bool:
-        """Remove the global subscriber ``name``; False if there was none."""
-        from nemo_relay import subscribers
-
-        return subscribers.deregister(name)
-
-    def force_flush(self) -> None:
-        """Deliver every event emitted so far, then export every pending record.
-
-        Raises:
-            RuntimeError: an export failed or timed out, or the subscriber is shut down.
-        """
-        if not _dispatch.on_dispatcher_thread():
-            _dispatch.wait_drained(None)
-        outcome = self._exporter.flush_outcome(_manual_deadline(self._exporter))
-        if outcome != "flushed":
-            raise RuntimeError(f"OpenTelemetry log provider error: {_OUTCOME_TEXT[outcome]}")
-
     def shutdown(self) -> None:
         """Deliver pending events, export what is pending (bounded), and stop; later marks are ignored."""
         if self._exporter.closed:
             return
-        if not _dispatch.on_dispatcher_thread():
-            _dispatch.wait_drained(None)
-        self._exporter.shutdown(_manual_deadline(self._exporter))
-
-    def runtime_diagnostics(self) -> OpenTelemetryRuntimeDiagnostics:
-        """Drops, failed exports and invalid marks seen so far."""
-        return OpenTelemetryRuntimeDiagnostics._of(self._diagnostics)
+        self._deliver_pending()
+        self._exporter.shutdown(self._manual_deadline())
 
     def __repr__(self) -> str:
         return "<OpenTelemetryLogSubscriber>"
-
-
-_OUTCOME_TEXT = {
-    "failed": "the export failed (see runtime_diagnostics())",
-    "timed_out": "the flush timed out",
-    "shut_down": "the log provider is already shut down",
-}
-
-
-def _manual_deadline(exporter: LogExporter) -> float:
-    # The standalone API has no timeout argument: allow two request timeouts, at least five seconds.
-    return max(5.0, 2 * exporter._endpoint.timeout_millis / 1000)

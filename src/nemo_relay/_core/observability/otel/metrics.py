@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 
-from nemo_relay._core import dispatch as _dispatch
 from nemo_relay._core.diagnostics import RuntimeDiagnostics, Teardown
 from nemo_relay._core.observability.otel import signal_metric_marks as _marks
 from nemo_relay._core.observability.otel.diagnostics import OpenTelemetryRuntimeDiagnostics
@@ -30,11 +29,12 @@ from nemo_relay._core.observability.otel.signal_config import (
     require_positive,
 )
 from nemo_relay._core.observability.otel.signal_export import run_bounded, shutdown_at_exit
+from nemo_relay._core.observability.otel.signal_subscriber import SignalSubscriber
 from nemo_relay._core.types import MetricTemporality, MetricValueType
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at import; annotations do not need it
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
     from nemo_relay._core.events import MarkEvent, ScopeEvent
     from nemo_relay._core.metrics import MetricMeasurement
@@ -373,7 +373,7 @@ class OpenTelemetryMetricConfig(SignalConfigBase):
         )
 
 
-class OpenTelemetryMetricSubscriber:
+class OpenTelemetryMetricSubscriber(SignalSubscriber):
     """Exports metric marks (``scope.metric``) as OTLP metrics once registered as a subscriber.
 
     Args:
@@ -387,7 +387,13 @@ class OpenTelemetryMetricSubscriber:
             process-global ``OTEL_EXPORTER_OTLP_[METRICS_]HEADERS`` variable is set.
     """
 
-    __slots__ = ("_exporter", "_diagnostics", "__weakref__")
+    __slots__ = ()
+    _PROVIDER = "metric provider"
+    _OUTCOME_TEXT: ClassVar[dict[str, str]] = {
+        "failed": "the export failed (see runtime_diagnostics())",
+        "timed_out": "the export did not finish in time",
+        "shut_down": "the meter provider is already shut down",
+    }
 
     def __init__(self, config: OpenTelemetryMetricConfig, *, meter_provider: Any = None) -> None:
         check_instance(config, OpenTelemetryMetricConfig)
@@ -397,34 +403,6 @@ class OpenTelemetryMetricSubscriber:
             settings, self._diagnostics, "endpoint", meter_provider=meter_provider, component=COMPONENT
         )
 
-    def register(self, name: str) -> None:
-        """Register as the global subscriber ``name``.
-
-        Raises:
-            RuntimeError: ``already exists: <name> subscriber already exists``.
-        """
-        from nemo_relay import subscribers
-
-        subscribers.register(name, self._exporter.on_event)
-
-    def deregister(self, name: str) -> bool:
-        """Remove the global subscriber ``name``; False if there was none."""
-        from nemo_relay import subscribers
-
-        return subscribers.deregister(name)
-
-    def force_flush(self) -> None:
-        """Deliver every event emitted so far, then collect and export.
-
-        Raises:
-            RuntimeError: the export failed or timed out, or the subscriber is shut down.
-        """
-        if not _dispatch.on_dispatcher_thread():
-            _dispatch.wait_drained(None)
-        outcome = self._exporter.flush_outcome(_manual_deadline(self._exporter))
-        if outcome != "flushed":
-            raise RuntimeError(f"OpenTelemetry metric provider error: {_OUTCOME_TEXT[outcome]}")
-
     def shutdown(self) -> None:
         """Deliver pending events, export a final collection and stop.
 
@@ -433,11 +411,10 @@ class OpenTelemetryMetricSubscriber:
         """
         if self._exporter.closed:
             return
-        if not _dispatch.on_dispatcher_thread():
-            _dispatch.wait_drained(None)
-        _, outcome = self._exporter._shutdown(_manual_deadline(self._exporter))
+        self._deliver_pending()
+        _, outcome = self._exporter._shutdown(self._manual_deadline())
         if outcome not in ("flushed", "shut_down"):
-            raise RuntimeError(f"OpenTelemetry metric provider error: {_OUTCOME_TEXT[outcome]}")
+            raise RuntimeError(f"OpenTelemetry {self._PROVIDER} error: {self._OUTCOME_TEXT[outcome]}")
 
     def runtime_diagnostics(self) -> OpenTelemetryRuntimeDiagnostics:
         """Invalid marks, conflicts, limits and failed exports seen so far."""
@@ -445,15 +422,3 @@ class OpenTelemetryMetricSubscriber:
 
     def __repr__(self) -> str:
         return "<OpenTelemetryMetricSubscriber>"
-
-
-_OUTCOME_TEXT = {
-    "failed": "the export failed (see runtime_diagnostics())",
-    "timed_out": "the export did not finish in time",
-    "shut_down": "the meter provider is already shut down",
-}
-
-
-def _manual_deadline(exporter: MetricExporter) -> float:
-    # The standalone API has no timeout argument: allow two request timeouts, at least five seconds.
-    return max(5.0, 2 * exporter._endpoint.timeout_millis / 1000)
