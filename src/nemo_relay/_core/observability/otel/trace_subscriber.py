@@ -20,6 +20,7 @@ from nemo_relay._core.observability.otel.common import (
     validate_promotion_prefixes,
 )
 from nemo_relay._core.observability.otel.diagnostics import OpenTelemetryRuntimeDiagnostics
+from nemo_relay._core.observability.otel.signal_subscriber import SignalSubscriber
 from nemo_relay._core.observability.settings import TraceEndpointSettings
 
 __all__ = ["OpenTelemetryConfig", "OpenTelemetrySubscriber"]
@@ -270,7 +271,7 @@ class OpenTelemetryConfig:
         )
 
 
-class OpenTelemetrySubscriber:
+class OpenTelemetrySubscriber(SignalSubscriber):
     """Exports Relay events as OpenTelemetry spans to one OTLP endpoint; register it to start.
 
     Spans are exported from a background batch thread; ``force_flush`` delivers what was emitted so far
@@ -298,22 +299,6 @@ class OpenTelemetrySubscriber:
         self._diagnostics = RuntimeDiagnostics()
         self._exporter = TraceExporter(settings, self._diagnostics, tracer_provider=tracer_provider)
         self._shut = False
-
-    def register(self, name: str) -> None:
-        """Register as a global subscriber under ``name`` (one subscriber may hold several names).
-
-        Raises:
-            RuntimeError: ``already exists: <name> subscriber already exists``.
-        """
-        from nemo_relay import subscribers
-
-        subscribers.register(name, self._exporter.on_event)
-
-    def deregister(self, name: str) -> bool:
-        """Remove the subscriber registered under ``name``; True if it existed."""
-        from nemo_relay import subscribers
-
-        return subscribers.deregister(name)
 
     def force_flush(self, timeout: float | None = None) -> None:
         """Deliver every event emitted so far and export the spans (waits at most ``timeout`` seconds, 30 by default).
