@@ -274,6 +274,7 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
     check runs on that copy (``_loaded_plain``). A 10 KiB argument costs one C-speed round trip and a
     batched check.
     """
+    size = 0
     if type(value) is dict and len(value) < FREEZE_ABOVE:
         # The common small flat object: validate in one pass, copy at C speed.
         for key, item in value.items():
@@ -281,10 +282,13 @@ def own(value: object) -> tuple[JsonValue, JsonValue | Frozen]:
             if type(key) is not str or not (
                 ti is str or ti is bool or item is None or (ti is int and _MIN_INT <= item <= _MAX_INT)
             ):
+                if (ti is list or ti is dict) and len(item) > COPY_UP_TO:
+                    size = COPY_UP_TO + 1  # large: no need to count
                 break
         else:
             return value.copy(), value.copy()
-    size = _plain_size(value, COPY_UP_TO)
+    if not size:
+        size = _plain_size(value, COPY_UP_TO)
     if size > COPY_UP_TO:
         copied = _marshal_copy(value)
         if copied is not None:
@@ -351,7 +355,8 @@ def _loaded_plain(value: JsonValue) -> bool:
     """Whether ``value``, a container returned by ``marshal.loads``, is plain JSON (see ``plain_size``)."""
     if not _BATCHED:
         return plain_size(value) >= 0
-    referents, join, array = gc.get_referents, "".join, _array()
+    referents, join = gc.get_referents, "".join
+    array = _ARRAY or _array()
     level: list[Any] = [value]
     has_dicts = type(value) is dict
     for _ in range(MAX_DEPTH):
@@ -360,38 +365,44 @@ def _loaded_plain(value: JsonValue) -> bool:
             return False  # some dict has a key that is not a str: its keys were listed too
         deeper: list[Any] = []
         has_dicts = False
+        first = level[0]
+        groups: tuple[list[Any], ...]
         if len(items) < 16:
-            groups = [items]  # too few for batching to pay: item by item
-        elif type(level[0]) is dict and len(level) >= 8 and level[0]:
-            stride = len(level[0])  # records: slicing by the first one's length gives its fields
-            groups = [items[offset::stride] for offset in range(stride)]
+            groups = (items,)  # too few for batching to pay: item by item
+        elif len(level) >= 8 and type(first) is dict and first:
+            stride = len(first)  # records: slicing by the first one's length gives its fields
+            groups = tuple(items[offset::stride] for offset in range(stride)) if stride > 1 else (items,)
         else:
-            groups = [items]
+            groups = (items,)
         for group in groups:
             if len(group) >= 8:
                 kind = type(group[0])
-                try:
-                    if kind is str:
+                if kind is str:
+                    try:
                         join(group)
                         continue
-                    if kind is int:
+                    except TypeError:
+                        pass
+                elif kind is int:
+                    try:
                         array("q", group)  # ints (and bools) in the signed 64-bit range
                         continue
-                except (TypeError, OverflowError):
-                    pass
-                else:
-                    if (kind is dict or kind is list) and list(map(type, group)).count(kind) == len(group):
+                    except (TypeError, OverflowError):
+                        pass
+                elif kind is dict or kind is list:
+                    if list(map(type, group)).count(kind) == len(group):
                         deeper += group
                         has_dicts = has_dicts or kind is dict
                         continue
-                    if kind is float and len(set(map(type, group))) == 1:
-                        total = sum(group)  # inf or nan if any item is not finite
-                        if total - total == 0.0:
-                            continue
+                elif kind is float and list(map(type, group)).count(float) == len(group):
+                    total = sum(group)  # inf or nan if any item is not finite
+                    if total - total == 0.0:
+                        continue
             found = _items_plain(group, deeper)
             if found < 0:
                 return False
-            has_dicts = has_dicts or found > 0
+            if found:
+                has_dicts = True
         if not deeper:
             return True
         level = deeper
