@@ -219,8 +219,7 @@ def _plain_size(value: object, limit: int) -> int:
         if t is float:
             return 1 if value - value == 0.0 else -1  # type: ignore[operator]
         return -1
-    # One level at a time, without a call per container. The item checks are written out twice (dict,
-    # list) because a call per item would double the cost of a large payload.
+    # One level at a time; a dict's items are checked inline (with its keys), a list's by ``_items_plain``.
     size = 1
     level: list[object] = [value]
     for _ in range(MAX_DEPTH):
@@ -246,20 +245,8 @@ def _plain_size(value: object, limit: int) -> int:
                     elif ti is float and item - item == 0.0:
                         continue
                     return -1
-            else:
-                for item in container:  # type: ignore[attr-defined]
-                    ti = type(item)
-                    if ti is str or ti is bool or item is None:
-                        continue
-                    if ti is dict or ti is list:
-                        push(item)
-                        continue
-                    if ti is int:
-                        if _MIN_INT <= item <= _MAX_INT:
-                            continue
-                    elif ti is float and item - item == 0.0:
-                        continue
-                    return -1
+            elif _items_plain(container, deeper) < 0:  # type: ignore[arg-type]
+                return -1
         if not deeper:
             return size
         level = deeper
