@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from nemo_relay._core.codecs.rustfmt import float_display, printable_str
+
 # Typing-only imports: `typing` alone costs milliseconds at interpreter start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -298,38 +300,12 @@ def _describe(value: object) -> str:
         suffix = "" if _I64_MIN <= value <= _U64_MAX else " as i128"
         return f"integer `{value}`{suffix}"
     if isinstance(value, float):
-        return f"floating point `{_rust_float(value)}`"
+        return f"floating point `{float_display(value)}`"
     if isinstance(value, str):
-        return f"string {_rust_debug(value)}"
+        return f"string {printable_str(value)}"
     if isinstance(value, list):
         return "sequence"
     return "map"  # tables and TOML dates/times
-
-
-def _rust_float(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "inf" if value > 0 else "-inf"
-    text = repr(value)
-    if "e" in text:
-        import decimal
-
-        text = format(decimal.Decimal(text), "f")
-    return text if "." in text else text + ".0"
-
-
-def _rust_debug(value: str) -> str:
-    escapes = {"\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\", '"': '\\"', "\0": "\\0"}
-    out = []
-    for char in value:
-        if char in escapes:
-            out.append(escapes[char])
-        elif not char.isprintable() and char != " ":
-            out.append(f"\\u{{{ord(char):x}}}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def _sink_spec(entry: dict[str, object], global_rank: int) -> _SinkSpec:
